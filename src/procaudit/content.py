@@ -1,0 +1,33 @@
+"""Locate the content folders an administrator reviews (checks/, deploy/, gpo_templates/, detections/).
+
+In a wheel they live in ``procaudit/content/``; in a source checkout (editable install, tests) they are
+the top-level folders of the repository.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from procaudit.errors import ContentError
+
+ContentFolder = Literal["checks", "deploy", "gpo_templates", "detections"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@cache
+def content_root() -> Path:
+    """The directory that holds the content folders."""
+    for candidate in (_PACKAGE_DIR / "content", _PACKAGE_DIR.parent.parent):
+        if (candidate / "checks").is_dir() and (candidate / "deploy").is_dir():
+            return candidate
+    raise ContentError(
+        f"cannot find procaudit's content folders (checks/, deploy/) next to {_PACKAGE_DIR}; reinstall the package"
+    )
+
+
+def content_path(folder: ContentFolder, *parts: str) -> Path:
+    """Path of a shipped content file or folder, e.g. ``content_path("checks", "Get-HostIdentity.ps1")``."""
+    return content_root().joinpath(folder, *parts)

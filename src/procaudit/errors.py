@@ -1,0 +1,83 @@
+"""One exception tree for everything procaudit reports to a person.
+
+Every error carries a message an administrator can act on. The CLI turns a ``ProcauditError`` into a
+one-line message and an exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ProcauditError(Exception):
+    """Root of every error procaudit raises on purpose."""
+
+
+class UserInputError(ProcauditError):
+    """Bad input from the user: a malformed file, an unknown option value, a missing path."""
+
+
+class InventoryError(UserInputError):
+    """The inventory file cannot be used. The message names the file, the line and what is wrong."""
+
+
+class CredentialError(UserInputError):
+    """No usable credentials were supplied."""
+
+
+class ContentError(ProcauditError):
+    """A shipped content file (script, check, template, rule) is missing or malformed."""
+
+
+class TransportError(ProcauditError):
+    """Base of per-host failures. ``kind`` is a stable machine-readable classification."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} ({self.hint})" if self.hint else base
+
+
+class UnreachableError(TransportError):
+    """DNS failure, connection refused or connect timeout: we never spoke WinRM with the host."""
+
+    kind = "unreachable"
+
+
+class AuthError(TransportError):
+    """The host answered but rejected the credentials or the authentication protocol."""
+
+    kind = "auth"
+
+
+class TlsError(TransportError):
+    """The TLS handshake failed: untrusted CA, name mismatch, expired certificate, HTTP against HTTPS."""
+
+    kind = "tls"
+
+
+class DeadlineError(TransportError):
+    """The script (or the connection) did not finish within its deadline; the pipeline was stopped."""
+
+    kind = "timeout"
+
+
+class RemoteScriptError(TransportError):
+    """The remote script reported errors (terminating, or non-terminating on the error stream)."""
+
+    kind = "script"
+
+
+class ContractError(TransportError):
+    """The remote script's output broke its contract (not exactly one JSON document of the expected shape)."""
+
+    kind = "contract"
+
+
+class ProtocolError(TransportError):
+    """A WS-Management fault or HTTP error that is none of the above."""
+
+    kind = "protocol"
