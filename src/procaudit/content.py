@@ -20,12 +20,13 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 @cache
 def content_root() -> Path:
     """The directory that holds the content folders."""
-    for candidate in (_PACKAGE_DIR / "content", _PACKAGE_DIR.parent.parent):
-        if (candidate / "checks").is_dir() and (candidate / "deploy").is_dir():
-            return candidate
-    raise ContentError(
-        f"cannot find procaudit's content folders (checks/, deploy/) next to {_PACKAGE_DIR}; reinstall the package"
-    )
+    installed = _PACKAGE_DIR / "content"
+    if installed.is_dir():
+        return installed
+    checkout = _PACKAGE_DIR.parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    raise ContentError(f"cannot find procaudit's content folders next to {_PACKAGE_DIR}; reinstall the package")
 
 
 def content_path(folder: ContentFolder, *parts: str) -> Path:
