@@ -59,6 +59,12 @@ class TlsError(TransportError):
     kind = "tls"
 
 
+class ConnectionLostError(TransportError):
+    """The connection was cut in the middle of an exchange (network drop, WinRM service restart)."""
+
+    kind = "dropped"
+
+
 class DeadlineError(TransportError):
     """The script (or the connection) did not finish within its deadline; the pipeline was stopped."""
 
@@ -81,3 +87,15 @@ class ProtocolError(TransportError):
     """A WS-Management fault or HTTP error that is none of the above."""
 
     kind = "protocol"
+
+
+class CancelledError(TransportError):
+    """The run was interrupted (Ctrl-C) before this host was reached."""
+
+    kind = "cancelled"
+
+
+class InternalError(TransportError):
+    """A bug in procaudit while handling this host; the other hosts are unaffected."""
+
+    kind = "internal"

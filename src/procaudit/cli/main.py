@@ -1,4 +1,4 @@
-"""The ``procaudit`` command line.
+"""The ``procaudit`` command line: registers every command and maps errors to exit codes.
 
 Exit codes (every command):
   0  everything checked is fine
@@ -12,26 +12,12 @@ from __future__ import annotations
 
 import sys
 
-import click
-import typer
 from rich.console import Console
 from rich.text import Text
 
+from procaudit.cli import demo, lab, ping  # noqa: F401  (modules register their commands on the app)
+from procaudit.cli.app import app
 from procaudit.errors import ProcauditError, UserInputError
-
-EXIT_CODES_HELP = (
-    "Exit codes: 0 all good; 1 a FAIL finding or pending change; 2 usage or input error; "
-    "3 a host unreachable or in ERROR; 4 a rollout gate stopped the deployment."
-)
-
-app = typer.Typer(
-    name="procaudit",
-    help="Readiness, rollout and detections for Windows process-creation auditing (4688 with command line).\n\n"
-    + EXIT_CODES_HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 
 stderr = Console(stderr=True)
 
@@ -42,16 +28,12 @@ def fail(message: str) -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning procaudit's own errors into one clear line and an exit code."""
+    """Entry point. Typer handles usage errors (exit 2); procaudit's own errors become one clear line."""
     try:
-        code = app(standalone_mode=False)
+        app()
     except ProcauditError as exc:
         fail(str(exc))
         sys.exit(2 if isinstance(exc, UserInputError) else 3)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
+    except KeyboardInterrupt:
         stderr.print("interrupted", style="yellow")
         sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,3 @@
+from procaudit.cli.main import main
+
+main()

@@ -1,0 +1,12 @@
+"""Every remote script procaudit ships, with its contract. The contract tests and the lab walk this list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procaudit.ping import GET_HOST_IDENTITY
+from procaudit.remote import ScriptSpec
+
+ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
+    GET_HOST_IDENTITY,
+]

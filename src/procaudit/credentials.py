@@ -1,0 +1,35 @@
+"""Where credentials come from: PROCAUDIT_USER / PROCAUDIT_PASSWORD, or an interactive prompt. Never a file."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+from procaudit.errors import CredentialError
+from procaudit.transport.base import Credentials
+
+USER_ENV = "PROCAUDIT_USER"
+PASSWORD_ENV = "PROCAUDIT_PASSWORD"
+
+
+def resolve_credentials(username: str | None, *, needs_password: bool = True) -> Credentials | None:
+    """Credentials for this run. ``username`` (from --user or the inventory) wins over PROCAUDIT_USER.
+
+    Returns ``None`` when no password is needed (Kerberos ticket cache, certificate auth) and none is given.
+    """
+    user = username or os.environ.get(USER_ENV)
+    password = os.environ.get(PASSWORD_ENV)
+    if not needs_password and not password:
+        return None
+    if not user:
+        if not sys.stdin.isatty():
+            raise CredentialError(f"no user name: set {USER_ENV} (e.g. CORP\\svc-procaudit) or pass --user")
+        user = input("WinRM user (DOMAIN\\user): ").strip()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CredentialError(f"no password for {user}: set {PASSWORD_ENV} or run from a terminal to be asked")
+        password = getpass.getpass(f"Password for {user}: ")
+    if not user or not password:
+        raise CredentialError("empty user name or password")
+    return Credentials(user, password)

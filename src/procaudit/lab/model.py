@@ -1,0 +1,166 @@
+"""A model of one Windows host: the state procaudit reads and changes, with Windows' own rules applied.
+
+What is modelled (facts from ../shared/reference/gpo_audit.md and DESIGN.md):
+
+* Audit policy as LSA holds it (``auditpol /backup``), the advanced policy delivered by local or domain
+  policy (audit.csv), the legacy category policy (``[Event Audit]``) and ``SCENoApplyLegacyAuditPolicy``.
+  At each policy refresh the advanced policy is applied, then - unless the force flag is 1 - the legacy
+  category setting overwrites every subcategory of its category.
+* The registry values we read and write, and which of them a domain GPO owns (a refresh puts them back).
+* The Security log: size, retention, channel ACL, and a generator of process-creation activity.
+* OS identity and hotfixes, services (SCOM HealthService, Sysmon), Event Log Readers membership.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
+# Detailed Tracking: the subcategories the legacy "Audit process tracking" category covers.
+DETAILED_TRACKING = (
+    "{0CCE922B-69AE-11D9-BED3-505054503030}",  # Process Creation
+    "{0CCE922C-69AE-11D9-BED3-505054503030}",  # Process Termination
+    "{0CCE922D-69AE-11D9-BED3-505054503030}",  # DPAPI Activity
+    "{0CCE922E-69AE-11D9-BED3-505054503030}",  # RPC Events
+    "{0CCE9248-69AE-11D9-BED3-505054503030}",  # Plug and Play Events
+    "{0CCE924A-69AE-11D9-BED3-505054503030}",  # Token Right Adjusted Events
+)
+LEGACY_CATEGORY_SUBCATEGORIES = {"AuditProcessTracking": DETAILED_TRACKING}
+
+AUDIT_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Audit"
+CMDLINE_VALUE = "ProcessCreationIncludeCmdLine_Enabled"
+LSA_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
+FORCE_VALUE = "SCENoApplyLegacyAuditPolicy"
+
+DEFAULT_SECURITY_SDDL = "O:BAG:SYD:(A;;0xf0005;;;SY)(A;;0x5;;;BA)(A;;0x1;;;S-1-5-32-573)"
+
+Role = Literal["workstation", "member", "dc", "rds", "scom"]
+
+
+@dataclass
+class OsIdentity:
+    computer_name: str
+    caption: str
+    version: str  # e.g. 10.0.17763
+    build: str
+    product_type: int  # 1 workstation, 2 domain controller, 3 server
+    ps_version: str = "5.1.17763.1"
+    hotfixes: list[str] = field(default_factory=list)
+    domain: str = "corp.example"
+    locale: str = "en-US"
+
+
+@dataclass
+class GpoSetting:
+    """A setting a domain GPO delivers: which GPO, and the value it wins with."""
+
+    gpo_guid: str
+    gpo_name: str
+    value: int
+
+
+@dataclass
+class PolicyState:
+    """Configured policy, by source. ``lsa`` is the effective audit policy (what auditpol reports)."""
+
+    lsa: dict[str, int] = field(default_factory=dict)
+    local_advanced: dict[str, int] = field(default_factory=dict)  # local GPO audit.csv
+    domain_advanced: dict[str, GpoSetting] = field(default_factory=dict)  # winning domain GPO audit.csv rows
+    legacy: dict[str, int] = field(default_factory=dict)  # [Event Audit] category -> 0..3
+    legacy_gpo: dict[str, GpoSetting] = field(default_factory=dict)  # legacy settings that come from a GPO
+    domain_registry: dict[tuple[str, str], GpoSetting] = field(default_factory=dict)  # (key, value) -> GPO
+
+
+@dataclass
+class SecurityLog:
+    max_size: int = 20 * 1024 * 1024
+    retention: Literal["overwrite", "archive", "retain"] = "overwrite"
+    channel_sddl: str = DEFAULT_SECURITY_SDDL
+    enabled: bool = True
+    record_size: int = 800  # bytes per 4688 record on disk (measured median 0.73-0.87 KB)
+    other_events_per_day: int = 20000  # logon/logoff and the rest of the Security traffic
+
+
+@dataclass
+class ActivityProfile:
+    """How many processes this host starts: a daily rhythm around ``per_day`` (ground truth for estimates)."""
+
+    per_day: int
+    business_hours_share: float = 0.7  # share of starts between 08:00 and 18:00 local time
+    seed: int = 0
+
+
+@dataclass
+class Services:
+    scom_agent: Literal["running", "stopped", "absent"] = "running"
+    scom_management_groups: list[str] = field(default_factory=lambda: ["CORP-MG"])
+    sysmon: bool = False
+
+
+@dataclass
+class RecordedEvent:
+    """An event the lab appended explicitly (e.g. the verify marker's 4688)."""
+
+    event_id: int
+    time: datetime
+    record_id: int
+    fields: dict[str, str]
+
+
+@dataclass
+class LabHost:
+    """One modelled Windows host. All mutation goes through methods that hold ``lock``."""
+
+    name: str
+    profile: str
+    role: Role
+    os: OsIdentity
+    policy: PolicyState
+    registry: dict[str, dict[str, int | str]]
+    security_log: SecurityLog
+    activity: ActivityProfile
+    services: Services
+    event_log_readers: list[tuple[str, str]] = field(default_factory=list)  # (SID, name)
+    boot_time: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=30))
+    # Since when the Security log holds each event id (the history an estimate can read); absent = never.
+    logging_since: dict[int, datetime] = field(default_factory=dict)
+    events: list[RecordedEvent] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    # -- policy engine ---------------------------------------------------------------------------------
+    def refresh_policy(self) -> None:
+        """What a Group Policy refresh does to the settings procaudit cares about."""
+        with self.lock:
+            for guid, value in self.policy.local_advanced.items():
+                self.policy.lsa[guid] = value
+            for guid, setting in self.policy.domain_advanced.items():
+                self.policy.lsa[guid] = setting.value
+            for (key, value_name), setting in self.policy.domain_registry.items():
+                self.registry.setdefault(key, {})[value_name] = setting.value
+            if self.force_subcategory() != 1:
+                for category, value in self.policy.legacy.items():
+                    for guid in LEGACY_CATEGORY_SUBCATEGORIES.get(category, ()):
+                        self.policy.lsa[guid] = value
+
+    def force_subcategory(self) -> int | None:
+        value = self.registry.get(LSA_KEY, {}).get(FORCE_VALUE)
+        return int(value) if value is not None else None
+
+    def cmdline_enabled(self) -> int | None:
+        value = self.registry.get(AUDIT_KEY, {}).get(CMDLINE_VALUE)
+        return int(value) if value is not None else None
+
+    def audit_success_effective(self) -> bool:
+        return bool(self.policy.lsa.get(PROCESS_CREATION, 0) & 1)
+
+    def supports_cmdline(self) -> bool:
+        major, minor, *_ = (int(p) for p in self.os.version.split("."))
+        if (major, minor) >= (6, 3):
+            return True
+        return (major, minor) == (6, 1) and "KB3004375" in self.os.hotfixes
+
+    def event_version(self) -> int:
+        return 2 if int(self.os.version.split(".")[0]) >= 10 else 1

@@ -1,0 +1,1 @@
+"""Rendering results for people and machines: table, JSON, CSV, HTML."""

@@ -1,0 +1,56 @@
+"""Lab fixtures: real WinRM/PSRP endpoints on loopback, driven by the real pypsrp client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from procaudit.inventory import Overrides, load_inventory, to_targets
+from procaudit.lab.faults import parse_fault_rule
+from procaudit.lab.runtime import Lab, lab_credentials
+from procaudit.transport.base import Credentials, HostTarget
+from procaudit.transport.psrp import PsrpConnector
+
+
+class LabHandle:
+    def __init__(self, lab: Lab, inventory: Path) -> None:
+        self.lab = lab
+        self.inventory = inventory
+        self.credentials: Credentials = lab.credentials
+
+    def target(self, name: str, **overrides: object) -> HostTarget:
+        inv = load_inventory(self.inventory)
+        return to_targets(inv, inv.select(name), Overrides(**overrides))[0]  # type: ignore[arg-type]
+
+    def connector(self, name: str, credentials: Credentials | None = None, **overrides: object) -> PsrpConnector:
+        return PsrpConnector(self.target(name, **overrides), credentials or self.credentials)
+
+    def endpoint(self, name: str):  # type: ignore[no-untyped-def]
+        return self.lab.hosts[name].endpoint
+
+
+def start_lab(tmp_path: Path, plan: list[str], faults: list[str] | None = None) -> Iterator[LabHandle]:
+    lab = Lab(plan, credentials=lab_credentials(), faults=[parse_fault_rule(f) for f in faults or []])
+    with lab:
+        inventory = tmp_path / "lab.yml"
+        lab.write_inventory(inventory)
+        yield LabHandle(lab, inventory)
+
+
+@pytest.fixture(scope="module")
+def fault_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    """One host per fault kind, plus healthy hosts (lab-ready-01, lab-ready-02)."""
+    yield from start_lab(
+        tmp_path_factory.mktemp("fault-lab"),
+        ["ready", "ready", "dc", "rds", "workstation", "cmdline-off", "fresh-2019", "small-log"],
+        [
+            "lab-dc-01=down",
+            "lab-rds-01=refuse",
+            "lab-workstation-01=auth-fail",
+            "lab-cmdline-off-01=hang",
+            "lab-fresh-2019-01=drop",
+            "lab-small-log-01=slow:300",
+        ],
+    )
