@@ -57,6 +57,7 @@ class PsrpConnector:
         self._credentials = credentials
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
+        self._finished: PowerShell | None = None
 
     # -- session -----------------------------------------------------------------------------------------
     def _make_wsman(self) -> WSMan:
@@ -118,6 +119,7 @@ class PsrpConnector:
                 self._wsman.close()
         self._pool = None
         self._wsman = None
+        self._finished = None
 
     def _abandon(self) -> None:
         """Close a session that just failed, spending at most a few seconds on courtesy to the host."""
@@ -144,6 +146,7 @@ class PsrpConnector:
     ) -> R:
         deadline = time.monotonic() + (timeout if timeout is not None else self.target.options.script_timeout)
         pool = self._open()
+        self._release_finished()
         ps = PowerShell(pool)
         ps.add_script(spec.text)
         ps.add_parameters(params.to_psrp())
@@ -160,9 +163,17 @@ class PsrpConnector:
                         )
                     self._poll(ps, remaining)
         finally:
-            with contextlib.suppress(Exception):
-                ps.close()
+            # Released before the next script, or by the pool's Delete: a separate Terminate for the last
+            # pipeline would cost one more exchange per host for nothing.
+            self._finished = ps
         return _result(spec, ps)
+
+    def _release_finished(self) -> None:
+        """Terminate the previous pipeline so long runs never hit MaxConcurrentCommandsPerShell."""
+        if self._finished is not None:
+            with contextlib.suppress(Exception):
+                self._finished.close()
+            self._finished = None
 
     def _poll(self, ps: PowerShell, remaining: float) -> None:
         assert self._wsman is not None
