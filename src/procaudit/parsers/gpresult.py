@@ -288,7 +288,7 @@ def _to_int(text: str | None) -> int | None:
 
 # --- parsing -----------------------------------------------------------------------------------------------
 
-_XML_DECL = re.compile(r"^<\?xml[^>]*\?>")
+_XML_DECL = re.compile(r"^(\s*)<\?xml[^>]*\?>")
 _SOURCE = "Group Policy XML (gpresult /x or Get-GPOReport)"
 
 
@@ -345,7 +345,7 @@ def parse_policy_xml(data: str | bytes, *, source: str = _SOURCE) -> PolicySourc
 def _load(data: str | bytes, source: str) -> tuple[Any, bool]:
     # lxml refuses a str with an encoding declaration, and the RSoP capture declares utf-16 while being UTF-8:
     # drop the declaration but keep the line break after it, so element line numbers stay the file's.
-    text = _XML_DECL.sub("", decode_text(data, source=source), count=1)
+    text = _XML_DECL.sub(lambda m: m.group(1), decode_text(data, source=source), count=1)
     if not text.lstrip().startswith("<"):
         raise ParseError("not XML: the text does not start with '<'", source=source, line=1)
     # No DTDs, no entity expansion, no network: the document comes from a host we do not trust blindly.
@@ -354,10 +354,15 @@ def _load(data: str | bytes, source: str) -> tuple[Any, bool]:
         return etree.fromstring(text, etree.XMLParser(**options)), False
     except etree.XMLSyntaxError as exc:
         first_error = exc
+    except ValueError as exc:  # lxml refuses some str input outright (a second encoding declaration)
+        raise ParseError(f"not parseable as XML: {exc}", source=source, line=1) from exc
     # A fragment: several top-level nodes, prefixes declared on an element that was cut away, unclosed tags.
     # Wrap it in a root that declares xsi and let libxml2 recover; the wrapper adds no line.
     wrapped = f'<procaudit-fragment xmlns:xsi="{_NS_XSI}">{text}</procaudit-fragment>'
-    root = etree.fromstring(wrapped, etree.XMLParser(recover=True, **options))
+    try:
+        root = etree.fromstring(wrapped, etree.XMLParser(recover=True, **options))
+    except (etree.XMLSyntaxError, ValueError):
+        root = None
     if root is None or not any(_split(e.tag)[0] in _KNOWN_NAMESPACES for e in root.iter() if isinstance(e.tag, str)):
         raise ParseError(f"not Group Policy XML: {first_error.msg}", source=source, line=first_error.lineno)
     return root, True

@@ -264,6 +264,8 @@ def test_sibling_fragments_without_a_root() -> None:
     ("text", "line", "words"),
     [
         ("gpresult : ERROR: Access denied.\n", 1, "not XML"),
+        ("<<<>>>", 1, "not Group Policy XML"),
+        ('<?xml version="1.0"?>', 1, "not XML"),
         ('<?xml version="1.0"?>\n<html>\n<body>\n<p>no policy</b>\n</html>\n', 4, "not Group Policy XML"),
         (
             '<x xmlns:a="http://www.microsoft.com/GroupPolicy/Settings/Auditing">\n'
@@ -285,6 +287,11 @@ def test_malformed_documents(text: str, line: int, words: str) -> None:
         parse_policy_xml(text, source="rsop.xml")
     assert caught.value.line == line
     assert words in str(caught.value)
+
+
+def test_declaration_after_blank_lines() -> None:
+    text = '\n\n<?xml version="1.0" encoding="utf-16"?>\n<GPO xmlns="http://www.microsoft.com/GroupPolicy/Settings"/>'
+    assert parse_policy_xml(text).kind == "gpo_report"
 
 
 def test_entities_are_not_expanded() -> None:
