@@ -23,6 +23,23 @@ class CredentialError(UserInputError):
     """No usable credentials were supplied."""
 
 
+class ParseError(ProcauditError):
+    """Text we were given (a captured output, a file, a probe's raw material) is not in the format its parser reads.
+
+    ``source`` names what was parsed (a file name or a description such as ``"auditpol /backup CSV"``) and
+    ``line`` is 1-based where the parser can tell.
+    """
+
+    def __init__(self, message: str, *, source: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.source}, line {self.line}" if self.line is not None else self.source
+        return f"{where}: {super().__str__()}"
+
+
 class ContentError(ProcauditError):
     """A shipped content file (script, check, template, rule) is missing or malformed."""
 

@@ -1,0 +1,246 @@
+"""Event log channel configuration: ``wevtutil gl <channel>`` and ``Get-WinEvent -ListLog`` views.
+
+``wevtutil gl Security`` prints ``name: value`` lines, the ``logging:`` and ``publishing:`` groups indented
+by two spaces::
+
+    name: Security
+    enabled: true
+    type: Admin
+    owningPublisher:
+    isolation: Custom
+    channelAccess: O:BAG:SYD:(A;;0xf0005;;;SY)(A;;0x5;;;BA)(A;;0x1;;;S-1-5-32-573)
+    logging:
+      logFileName: %SystemRoot%\\System32\\Winevt\\Logs\\Security.evtx
+      retention: false
+      autoBackup: false
+      maxSize: 20971520
+    publishing:
+      fileMax: 1
+
+What the captures in ``03_wevtutil_security_channel`` showed: prompt lines before and after (``PS C:\\...>``,
+``> wevtutil gl Security``, a stray backtick before ``PS``); ``name:`` and ``logFileName`` echo the case the
+user typed (``security``, ``security.evtx`` on a DC); documentation copies keep only the ``channelAccess``
+line, with ``...``, ``[Output ommited]`` or ``# comment`` lines around it and a trailing space after the SDDL.
+Such partial output parses: the fields it lacks are ``None``. The labels are not localized (ja-JP output is
+English).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from procaudit.errors import ParseError
+from procaudit.parsers._text import decode_text, parse_format_list, parse_format_table
+from procaudit.parsers.sddl import Principal, extra_readers, readers
+
+# "name: value" with no space before the colon (Format-List has one, and a cmd prompt "C:\\>" has no space
+# after it), optionally indented.
+_LINE_RE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z][A-Za-z0-9]*):(?:[ \t](?P<value>.*))?$")
+_GROUPS: Final = ("logging", "publishing")
+_SOURCE = "wevtutil gl output"
+
+LogMode = Literal["Circular", "AutoBackup", "Retain"]
+
+
+class ChannelConfig(BaseModel):
+    """A channel's configuration as ``wevtutil gl`` prints it. Fields the text lacks are ``None``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = None
+    enabled: bool | None = None
+    type: str | None = None
+    owning_publisher: str | None = None
+    isolation: str | None = None
+    channel_access: str | None = None
+    """The channel ACL as SDDL."""
+    log_file_name: str | None = None
+    retention: bool | None = None
+    """true: keep events when the log is full (do not overwrite)."""
+    auto_backup: bool | None = None
+    max_size: int | None = None
+    """Maximum log size in bytes."""
+    file_max: int | None = None
+    other: dict[str, str] = {}
+    """Lines with other keys (``level``, ``keywords``, ``bufferSize`` ... on other channel types), as text."""
+
+    @property
+    def log_mode(self) -> LogMode | None:
+        """The mode ``Get-WinEvent -ListLog`` reports: Circular (overwrite), AutoBackup, Retain."""
+        if self.retention is None or self.auto_backup is None:
+            return None
+        if not self.retention:
+            return "Circular"
+        return "AutoBackup" if self.auto_backup else "Retain"
+
+    def readers(self) -> list[Principal] | None:
+        """Who may read the channel (see ``sddl.readers``); ``None`` without ``channelAccess``."""
+        return readers(self.channel_access) if self.channel_access else None
+
+    def extra_readers(self) -> list[Principal] | None:
+        """Readers beyond the Windows default Security channel ACL; ``None`` without ``channelAccess``."""
+        return extra_readers(self.channel_access) if self.channel_access else None
+
+
+_FIELDS: Final[dict[str, str]] = {
+    "name": "name",
+    "enabled": "enabled",
+    "type": "type",
+    "owningPublisher": "owning_publisher",
+    "isolation": "isolation",
+    "channelAccess": "channel_access",
+    "logFileName": "log_file_name",
+    "retention": "retention",
+    "autoBackup": "auto_backup",
+    "maxSize": "max_size",
+    "fileMax": "file_max",
+}
+_BOOLS: Final = frozenset({"enabled", "retention", "auto_backup"})
+_INTS: Final = frozenset({"max_size", "file_max"})
+
+
+def parse_wevtutil_gl(data: str | bytes, *, source: str = _SOURCE) -> ChannelConfig:
+    """Parse ``wevtutil gl <channel>`` text (the first channel in it), prompts and partial copies included.
+
+    Raises:
+        ParseError: no ``wevtutil gl`` line at all, or a boolean / number field that is not one (with line).
+    """
+    text = decode_text(data, source=source)
+    values: dict[str, object] = {}
+    other: dict[str, str] = {}
+    seen_any = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        match = _LINE_RE.match(raw.rstrip())
+        if not match:
+            continue
+        key = match.group("key")
+        value = (match.group("value") or "").strip()
+        if key == "name" and "name" in values:
+            break  # a second channel's output starts here
+        seen_any = True
+        if key in _GROUPS and not value:
+            continue
+        field = _FIELDS.get(key)
+        if field is None:
+            other[key] = value
+            continue
+        if field in _BOOLS:
+            values[field] = _bool(value, key, number, source)
+        elif field in _INTS:
+            if not value.isdigit():
+                raise ParseError(f"{key}: {value!r} is not a number", source=source, line=number)
+            values[field] = int(value)
+        else:
+            values[field] = value or None
+    if not seen_any:
+        raise ParseError("no 'name: value' line of `wevtutil gl` output found", source=source)
+    return ChannelConfig.model_validate({**values, "other": other})
+
+
+def _bool(value: str, key: str, line: int, source: str) -> bool:
+    if value.lower() == "true":
+        return True
+    if value.lower() == "false":
+        return False
+    raise ParseError(f"{key}: {value!r} is neither true nor false", source=source, line=line)
+
+
+class ListLogRow(BaseModel):
+    """A row of the ``Get-WinEvent -ListLog`` table. The console cuts long names with ``...``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    line: int
+    log_mode: str
+    maximum_size_in_bytes: int
+    record_count: int | None
+    """Empty when the log has never been read or cannot be (the cell is blank)."""
+    log_name: str
+    name_truncated: bool
+
+
+def parse_listlog_table(data: str | bytes, *, source: str = "Get-WinEvent -ListLog table") -> list[ListLogRow]:
+    """Parse the default table of ``Get-WinEvent -ListLog`` (LogMode, MaximumSizeInBytes, RecordCount, LogName).
+
+    Columns are taken by position from the dashes line, so a header cut at its left edge still parses.
+    Rows that are not log rows (an author's ``...``) are skipped.
+
+    Raises:
+        ParseError: no table, or a table that does not have the four columns.
+    """
+    text = decode_text(data, source=source)
+    _, rows = parse_format_table(text)
+    if not rows:
+        raise ParseError("no table (header and dashes line) found", source=source)
+    result: list[ListLogRow] = []
+    for row in rows:
+        if len(row.cells) != 4:
+            raise ParseError(f"expected 4 columns, found {len(row.cells)}", source=source, line=row.line)
+        mode, size, count, name = row.cells
+        if not size.isdigit() or not name:
+            continue
+        if count and not count.isdigit():
+            raise ParseError(f"RecordCount {count!r} is not a number", source=source, line=row.line)
+        result.append(
+            ListLogRow(
+                line=row.line,
+                log_mode=mode,
+                maximum_size_in_bytes=int(size),
+                record_count=int(count) if count else None,
+                log_name=name,
+                name_truncated=name.endswith("..."),
+            )
+        )
+    return result
+
+
+class ListLogDetail(BaseModel):
+    """``Get-WinEvent -ListLog <name> | Format-List *``: the fields we use, plus all of them as text."""
+
+    model_config = ConfigDict(frozen=True)
+
+    log_name: str | None
+    file_size: int | None
+    record_count: int | None
+    maximum_size_in_bytes: int | None
+    log_mode: str | None
+    is_enabled: bool | None
+    is_log_full: bool | None
+    security_descriptor: str | None
+    fields: dict[str, str]
+    """Every property as printed; dates stay text because their format follows the host's locale."""
+
+
+def parse_listlog_list(data: str | bytes, *, source: str = "Get-WinEvent -ListLog | Format-List") -> ListLogDetail:
+    """Parse the first ``Format-List`` record that has a ``LogName`` (other text around it is ignored).
+
+    Raises:
+        ParseError: no such record.
+    """
+    text = decode_text(data, source=source)
+    record = next((r for r in parse_format_list(text) if "LogName" in r), None)
+    if record is None:
+        raise ParseError("no Format-List record with a LogName property found", source=source)
+
+    def number(key: str) -> int | None:
+        value = record.get(key, "").strip()
+        return int(value) if value.isdigit() else None
+
+    def flag(key: str) -> bool | None:
+        value = record.get(key, "").strip().lower()
+        return {"true": True, "false": False}.get(value)
+
+    return ListLogDetail(
+        log_name=record.get("LogName"),
+        file_size=number("FileSize"),
+        record_count=number("RecordCount"),
+        maximum_size_in_bytes=number("MaximumSizeInBytes"),
+        log_mode=record.get("LogMode") or None,
+        is_enabled=flag("IsEnabled"),
+        is_log_full=flag("IsLogFull"),
+        security_descriptor=record.get("SecurityDescriptor") or None,
+        fields=record,
+    )
