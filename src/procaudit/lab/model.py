@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
 # Detailed Tracking: the subcategories the legacy "Audit process tracking" category covers.
@@ -127,6 +127,8 @@ class LabHost:
     boot_time: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=30))
     # Since when the Security log holds each event id (the history an estimate can read); absent = never.
     logging_since: dict[int, datetime] = field(default_factory=dict)
+    # When 4688 (and its command line) was effective: see procaudit.lab.eventlog.timeline.
+    audit_timeline: list[Any] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
