@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from procaudit.cli.gpo import app as gpo_app
 from procaudit.errors import ProcauditError, UserInputError
 
 EXIT_CODES_HELP = (
@@ -32,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(gpo_app, name="gpo")
 
 stderr = Console(stderr=True)
 
