@@ -22,8 +22,6 @@ from procaudit.gpo.polfile import PolEntry, decode_pol, encode_pol
 from procaudit.gpo.render import AUDIT_CSV, GPTTMPL_INF, REGISTRY_POL, GpoIds, render_files, render_gpo_backup
 from procaudit.gpo.settings import GpoSettings
 
-pytestmark = pytest.mark.samba
-
 IDS = GpoIds(gpo_guid=uuid.UUID(int=1), backup_id=uuid.UUID(int=2))
 WHEN = datetime(2024, 5, 1, 12, 0, 0)
 AUDIT_HEADER = [
@@ -61,6 +59,7 @@ def files(**kwargs: object) -> dict[tuple[str, ...], bytes]:
 # -- registry.pol ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.samba
 def test_samba_reads_our_registry_pol(samba: SambaValidator) -> None:
     parsed = samba.parse_pol(files()[REGISTRY_POL])
     assert (parsed["signature"], parsed["version"], parsed["num_entries"]) == ("PReg", 1, 1)
@@ -76,6 +75,7 @@ def test_samba_reads_our_registry_pol(samba: SambaValidator) -> None:
     assert parsed["repack_identical"] is True
 
 
+@pytest.mark.samba
 def test_samba_reads_the_log_size_entry(samba: SambaValidator) -> None:
     parsed = samba.parse_pol(files(security_log_max_kb=196608)[REGISTRY_POL])
     assert parsed["entries"][1] == {
@@ -88,6 +88,7 @@ def test_samba_reads_the_log_size_entry(samba: SambaValidator) -> None:
     assert parsed["repack_identical"] is True
 
 
+@pytest.mark.samba
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(typed_entries(), max_size=6))
 def test_samba_and_we_write_the_same_bytes_and_read_each_other(samba: SambaValidator, entries: list[PolEntry]) -> None:
@@ -100,6 +101,7 @@ def test_samba_and_we_write_the_same_bytes_and_read_each_other(samba: SambaValid
     assert parsed["repack_identical"] is True
 
 
+@pytest.mark.samba
 def test_we_read_unicode_names_samba_writes(samba: SambaValidator) -> None:
     # Outside the ABNF our writer keeps to, but Windows registry names can be any Unicode: the reader copes.
     entries = [
@@ -115,6 +117,7 @@ def test_we_read_unicode_names_samba_writes(samba: SambaValidator) -> None:
 # -- audit.csv ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.samba
 @pytest.mark.parametrize(
     ("include_failure", "text", "value"), [(False, "Success", "1"), (True, "Success and Failure", "3")]
 )
@@ -146,6 +149,7 @@ def process_creation_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return [row for row in rows if row["Subcategory GUID"].lower() == "{0cce922b-69ae-11d9-bed3-505054503030}"]
 
 
+@pytest.mark.samba
 def test_our_audit_csv_parses_like_real_gpo_files_with_samba(samba: SambaValidator, shared_dir: Path) -> None:
     ours = samba.parse_csv(files()[AUDIT_CSV])
     for path in real_gpo_audit_csvs(shared_dir):
@@ -171,6 +175,7 @@ def test_our_audit_csv_parses_like_real_gpo_files_with_python_csv(shared_dir: Pa
 # -- GptTmpl.inf ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.samba
 @pytest.mark.parametrize("include_failure", [False, True])
 def test_samba_reads_our_gpttmpl_inf(samba: SambaValidator, include_failure: bool) -> None:
     parsed = samba.parse_inf(files(include_failure=include_failure)[GPTTMPL_INF])
@@ -184,6 +189,7 @@ def test_samba_reads_our_gpttmpl_inf(samba: SambaValidator, include_failure: boo
 # -- the validator's command-line form, on a rendered backup ----------------------------------------------
 
 
+@pytest.mark.samba
 def test_validator_command_line_reads_a_rendered_backup(samba: SambaValidator, tmp_path: Path) -> None:
     backup = render_gpo_backup(GpoSettings(security_log_max_kb=1048576), tmp_path / "out", ids=IDS, backup_time=WHEN)
     pol = run_validator_on_file("pol", backup.backup_dir.joinpath(*REGISTRY_POL))
