@@ -17,7 +17,10 @@ from rich.text import Text
 
 from procaudit.cli import demo, lab, ping  # noqa: F401  (modules register their commands on the app)
 from procaudit.cli.app import app
+from procaudit.cli.gpo import app as gpo_app
 from procaudit.errors import ProcauditError, UserInputError
+
+app.add_typer(gpo_app, name="gpo")
 
 stderr = Console(stderr=True)
 
