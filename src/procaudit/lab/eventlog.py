@@ -139,9 +139,7 @@ def oldest_retained(host: LabHost, now: datetime | None = None) -> datetime:
     return hour + HOUR * min(overshoot, 1.0)
 
 
-def hourly_counts(
-    host: LabHost, event_id: int, start: datetime, end: datetime
-) -> list[tuple[datetime, int, int]]:
+def hourly_counts(host: LabHost, event_id: int, start: datetime, end: datetime) -> list[tuple[datetime, int, int]]:
     """Per hour in [start, end): (hour, events still in the log, of which with a command line).
 
     Hours older than the log's oldest record count zero, as on a host whose log wrapped.
@@ -193,8 +191,14 @@ def record_process_start(host: LabHost, fields: dict[str, str], now: datetime | 
     if not (host.cmdline_enabled() == 1 and host.supports_cmdline()):
         fields["CommandLine"] = ""
     if host.event_version() < 2:
-        for name in ("TargetUserSid", "TargetUserName", "TargetDomainName", "TargetLogonId", "ParentProcessName",
-                     "MandatoryLabel"):
+        for name in (
+            "TargetUserSid",
+            "TargetUserName",
+            "TargetDomainName",
+            "TargetLogonId",
+            "ParentProcessName",
+            "MandatoryLabel",
+        ):
             fields.pop(name, None)
     event = RecordedEvent(event_id=4688, time=now, record_id=_next_record_id(host), fields=fields)
     host.events.append(event)

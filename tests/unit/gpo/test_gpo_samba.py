@@ -13,11 +13,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import SambaValidator, run_validator_on_file, samba_entry
 from gpo_strategies import typed_entries
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import SambaValidator, run_validator_on_file, samba_entry
 from procaudit.gpo.polfile import PolEntry, decode_pol, encode_pol
 from procaudit.gpo.render import AUDIT_CSV, GPTTMPL_INF, REGISTRY_POL, GpoIds, render_files, render_gpo_backup
 from procaudit.gpo.settings import GpoSettings
