@@ -40,7 +40,7 @@ _CHUNK = 1024 * 1024
 _EVTX_MAGIC = b"ElfFile\x00"
 
 #: A cheap check of a record's raw JSON text: ``False`` promises that no rule can match it, so it is counted
-#: but never decoded. It is only called on records already known to be a 4688 or a Sysmon event 1.
+#: but never decoded. It is only called on records already known to be a Security 4688.
 RawFilter = Callable[[str], bool]
 
 
@@ -209,7 +209,9 @@ def _read_evtx(path: Path, stats: ReadStats, raw_filter: RawFilter | None) -> It
             if kind == "other":
                 stats.ignored += 1
                 continue
-            if kind is not None and not raw_filter(text):
+            # Only real 4688 records: Sysmon values are mapped (IntegrityLevel -> SID, PIDs -> hex), so the
+            # raw text of a Sysmon record does not show every value a rule reads.
+            if kind == "security" and not raw_filter(text):
                 stats.events += 1
                 stamp: str = record["timestamp"]
                 if raw_first is None or stamp < raw_first:
