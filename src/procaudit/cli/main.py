@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from procaudit.cli.mp import app as mp_app
 from procaudit.errors import ProcauditError, UserInputError
 
 EXIT_CODES_HELP = (
@@ -32,6 +33,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+app.add_typer(mp_app, name="mp")
 
 stderr = Console(stderr=True)
 
