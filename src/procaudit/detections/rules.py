@@ -244,7 +244,9 @@ def _alternation(parts: list[str]) -> str:
 
 def _leaf(field_name: str, spec: Any, path: list[Any], rule_case_sensitive: bool) -> ir.Node:
     if field_name not in FIELDS:
-        raise _ConditionError(path, f"unknown field {field_name!r}; 4688 fields are: {', '.join(FIELDS)}")
+        raise _ConditionError(
+            path, f"unknown field {field_name!r}; use all-of / any-of / none-of or a 4688 field: {', '.join(FIELDS)}"
+        )
     if not isinstance(spec, dict):
         raise _ConditionError(path, "expected {<operator>: value}, e.g. {contains: 'x'}")
     unknown = sorted(set(spec) - set(OPERATORS) - {"case_sensitive"})
