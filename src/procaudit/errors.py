@@ -40,8 +40,20 @@ class ParseError(ProcauditError):
         return f"{where}: {super().__str__()}"
 
 
+class EventFileError(UserInputError):
+    """An event file (evtx, JSON, XML) cannot be read at all. The message names the file."""
+
+
+class RuleFileError(UserInputError):
+    """A detection rule file is invalid. The message names the file, the rule id, the field and the YAML line."""
+
+
 class ContentError(ProcauditError):
     """A shipped content file (script, check, template, rule) is missing or malformed."""
+
+
+class ManagementPackError(ContentError):
+    """A generated management pack failed validation (XSD or semantic checks): a bug in the template or compiler."""
 
 
 class TransportError(ProcauditError):

@@ -18,9 +18,11 @@ from rich.text import Text
 from procaudit.cli import demo, lab, ping  # noqa: F401  (modules register their commands on the app)
 from procaudit.cli.app import app
 from procaudit.cli.gpo import app as gpo_app
+from procaudit.cli.mp import app as mp_app
 from procaudit.errors import ProcauditError, UserInputError
 
 app.add_typer(gpo_app, name="gpo")
+app.add_typer(mp_app, name="mp")
 
 stderr = Console(stderr=True)
 

@@ -1,0 +1,399 @@
+"""Stream process-creation events out of event files.
+
+Formats (detected from the content, not the extension):
+
+- ``.evtx`` (the ``ElfFile`` signature), read with pyevtx-rs (the ``evtx`` package);
+- JSON lines: one event object per line (OTRF / NXLog / Winlogbeat / evtx-JSON shapes);
+- JSON documents: one object (a Sigma regression ``<rule-id>.json``), a top-level array of objects, or
+  several objects one after the other;
+- XML: one ``<Event>`` (as Event Viewer, ``Get-WinEvent ... ToXml()`` or WEF render it), or many of them inside
+  any wrapper element (``wevtutil qe /f:xml /e:Events``).
+
+Memory stays bounded: evtx and JSON lines are read record by record, JSON documents through an incremental
+decoder, XML with ``iterparse`` clearing each event once read. A record larger than ``MAX_RECORD_CHARS`` is
+not read into memory.
+
+Damaged or unreadable records are skipped and counted (``ReadStats.skipped``); events that are not a 4688 or a
+Sysmon event 1 are counted as ``ignored``. A file that cannot be read at all raises ``EventFileError`` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from procaudit.errors import EventFileError
+from procaudit.events.mapping import MalformedRecord, NotProcessCreation, event_from_dict, parse_time
+from procaudit.events.model import ProcessCreationEvent
+
+EventFormat = Literal["evtx", "jsonl", "json", "xml"]
+
+#: Largest single record (JSON line, JSON value, XML event) we read, in characters.
+MAX_RECORD_CHARS = 16 * 1024 * 1024
+#: After this many damaged records in a row, the file is given up as unreadable.
+MAX_CONSECUTIVE_ERRORS = 1000
+_CHUNK = 1024 * 1024
+_EVTX_MAGIC = b"ElfFile\x00"
+
+#: A cheap check of a record's raw JSON text: ``False`` promises that no rule can match it, so it is counted
+#: but never decoded. It is only called on records already known to be a Security 4688.
+RawFilter = Callable[[str], bool]
+
+
+@dataclass
+class ReadStats:
+    """What reading one or more files met, beyond the events it yielded."""
+
+    events: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def note_time(self, time: datetime | None) -> None:
+        """Widen the time span seen."""
+        if time is None:
+            return
+        if self.first_time is None or time < self.first_time:
+            self.first_time = time
+        if self.last_time is None or time > self.last_time:
+            self.last_time = time
+
+    def skip(self, problem: str) -> None:
+        """Count one skipped record, keeping the first few reasons for the report."""
+        self.skipped += 1
+        if len(self.problems) < 10:
+            self.problems.append(problem)
+
+
+def detect_format(path: Path) -> EventFormat:
+    """Tell the format of an event file from its first bytes."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise EventFileError(f"{path}: cannot open the event file ({exc.strerror or exc})") from exc
+    if head.startswith(_EVTX_MAGIC):
+        return "evtx"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        raise EventFileError(f"{path}: the event file is empty")
+    if text[:1] == b"<":
+        return "xml"
+    if text[:1] == b"[":
+        return "json"
+    if text[:1] == b"{":
+        first_line = text.split(b"\n", 1)[0].strip()
+        if first_line.endswith(b"}"):
+            return "jsonl"
+        return "json"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise EventFileError(f"{path}: UTF-16 text is not supported; save the export as UTF-8")
+    raise EventFileError(
+        f"{path}: not a supported event file (expected .evtx, JSON lines, a JSON export or event XML)"
+    )
+
+
+def read_events(
+    path: Path | str,
+    stats: ReadStats | None = None,
+    *,
+    raw_filter: RawFilter | None = None,
+) -> Iterator[ProcessCreationEvent]:
+    """Yield every 4688 / Sysmon 1 event of one file, in file order.
+
+    Args:
+        path: the event file.
+        stats: counters to update (events, skipped, ignored, time span).
+        raw_filter: optional cheap pre-check of a record's raw JSON text (evtx only), see ``RawFilter``.
+
+    Raises:
+        EventFileError: the file cannot be read at all (missing, empty, unknown format, broken structure).
+    """
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    fmt = detect_format(path)
+    if fmt == "evtx":
+        yield from _read_evtx(path, stats, raw_filter)
+    elif fmt == "jsonl":
+        yield from _read_jsonl(path, stats)
+    elif fmt == "json":
+        yield from _read_json_stream(path, stats)
+    else:
+        yield from _read_xml(path, stats)
+
+
+def _accept(
+    doc: Any, path: Path, stats: ReadStats, record_number: int
+) -> ProcessCreationEvent | None:
+    try:
+        event = event_from_dict(doc, source_file=str(path), record_number=record_number)
+    except NotProcessCreation:
+        stats.ignored += 1
+        return None
+    except MalformedRecord as exc:
+        stats.skip(f"{path}: record {record_number}: {exc}")
+        return None
+    stats.events += 1
+    stats.note_time(event.time)
+    return event
+
+
+# --- evtx ---------------------------------------------------------------------------------------------
+
+
+def _raw_kind(text: str) -> str | None:
+    """Classify an evtx record from its raw JSON without decoding it: ``security``, ``sysmon``, ``other``.
+
+    ``None`` when the text does not look as expected (then the record is decoded the slow way).
+    """
+    at = text.find('"EventID":')
+    if at == -1:
+        return None
+    pos = at + 10
+    if text.startswith("{", pos):
+        pos = text.find('"#text":', pos)
+        if pos == -1:
+            return None
+        pos += 8
+    end = pos
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    if end == pos:
+        return None
+    event_id = int(text[pos:end])
+    head = text[:at]
+    if event_id == 4688 and '"Name":"Microsoft-Windows-Security-Auditing"' in head:
+        return "security"
+    if event_id == 1 and '"Name":"Microsoft-Windows-Sysmon"' in head:
+        return "sysmon"
+    if '"Name":"' in head:
+        return "other"
+    return None
+
+
+def _read_evtx(path: Path, stats: ReadStats, raw_filter: RawFilter | None) -> Iterator[ProcessCreationEvent]:
+    from evtx import PyEvtxParser
+
+    try:
+        parser = PyEvtxParser(str(path))
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise EventFileError(f"{path}: not a readable .evtx file ({exc})") from exc
+    records = parser.records_json()
+    errors_in_a_row = 0
+    number = 0
+    raw_first: str | None = None
+    raw_last: str | None = None
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except (RuntimeError, OSError, ValueError) as exc:
+            # pyevtx-rs reports a damaged chunk or record and carries on with the next one.
+            stats.skip(f"{path}: {exc}")
+            errors_in_a_row += 1
+            if errors_in_a_row > MAX_CONSECUTIVE_ERRORS:
+                raise EventFileError(f"{path}: too many damaged records in a row; the file is unreadable") from exc
+            continue
+        errors_in_a_row = 0
+        number += 1
+        text: str = record["data"]
+        if raw_filter is not None:
+            kind = _raw_kind(text)
+            if kind == "other":
+                stats.ignored += 1
+                continue
+            # Only real 4688 records: Sysmon values are mapped (IntegrityLevel -> SID, PIDs -> hex), so the
+            # raw text of a Sysmon record does not show every value a rule reads.
+            if kind == "security" and not raw_filter(text):
+                stats.events += 1
+                stamp: str = record["timestamp"]
+                if raw_first is None or stamp < raw_first:
+                    raw_first = stamp
+                if raw_last is None or stamp > raw_last:
+                    raw_last = stamp
+                continue
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            stats.skip(f"{path}: record {record.get('event_record_id', number)}: bad JSON from the parser ({exc})")
+            continue
+        event = _accept(doc, path, stats, record.get("event_record_id") or number)
+        if event is not None:
+            yield event
+    stats.note_time(parse_time(raw_first))
+    stats.note_time(parse_time(raw_last))
+
+
+# --- JSON lines -------------------------------------------------------------------------------------------
+
+
+def _open_text(path: Path) -> IO[str]:
+    try:
+        return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
+    except OSError as exc:
+        raise EventFileError(f"{path}: cannot open the event file ({exc.strerror or exc})") from exc
+
+
+def _read_jsonl(path: Path, stats: ReadStats) -> Iterator[ProcessCreationEvent]:
+    with _open_text(path) as handle:
+        number = 0
+        while True:
+            line = handle.readline(MAX_RECORD_CHARS)
+            if not line:
+                break
+            number += 1
+            if len(line) >= MAX_RECORD_CHARS and not line.endswith("\n"):
+                # Drain the rest of the oversized line without holding it.
+                while (more := handle.readline(MAX_RECORD_CHARS)) and not more.endswith("\n"):
+                    pass
+                stats.skip(f"{path}: line {number}: longer than {MAX_RECORD_CHARS} characters")
+                continue
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError as exc:
+                stats.skip(f"{path}: line {number}: not JSON ({exc.__class__.__name__})")
+                continue
+            event = _accept(doc, path, stats, number)
+            if event is not None:
+                yield event
+
+
+# --- JSON documents ----------------------------------------------------------------------------------------
+
+
+def _read_json_stream(path: Path, stats: ReadStats) -> Iterator[ProcessCreationEvent]:
+    """Objects one after another, or a top-level array of objects, decoded incrementally."""
+    decoder = json.JSONDecoder()
+    with _open_text(path) as handle:
+        buffer = ""
+        pos = 0
+        eof = False
+        consumed = 0  # characters dropped from the front of the buffer, for error offsets
+
+        def fill() -> bool:
+            nonlocal buffer, pos, eof, consumed
+            if eof:
+                return False
+            chunk = handle.read(_CHUNK)
+            if not chunk:
+                eof = True
+                return False
+            consumed += pos
+            buffer = buffer[pos:] + chunk
+            pos = 0
+            return True
+
+        def skip_space() -> str:
+            nonlocal pos
+            while True:
+                while pos < len(buffer) and buffer[pos] in " \t\r\n":
+                    pos += 1
+                if pos < len(buffer):
+                    return buffer[pos]
+                if not fill():
+                    return ""
+
+        first = skip_space()
+        in_array = first == "["
+        if in_array:
+            pos += 1
+        number = 0
+        while True:
+            char = skip_space()
+            if not char:
+                if in_array:
+                    raise EventFileError(f"{path}: the JSON array is not closed (file truncated?)")
+                return
+            if in_array and char == "]":
+                return
+            if in_array and number > 0:
+                if char != ",":
+                    raise EventFileError(f"{path}: expected ',' between array items at offset {consumed + pos}")
+                pos += 1
+                skip_space()
+            while True:
+                try:
+                    doc, end = decoder.raw_decode(buffer, pos)
+                    break
+                except ValueError as exc:
+                    if len(buffer) - pos < MAX_RECORD_CHARS and fill():
+                        continue
+                    what = "too large" if len(buffer) - pos >= MAX_RECORD_CHARS else "not valid JSON"
+                    raise EventFileError(
+                        f"{path}: record {number + 1} at offset {consumed + pos} is {what} ({exc})"
+                    ) from exc
+            pos = end
+            number += 1
+            event = _accept(doc, path, stats, number)
+            if event is not None:
+                yield event
+
+
+# --- XML ------------------------------------------------------------------------------------------------------
+
+
+def _local(tag: object) -> str:
+    text = str(tag)
+    return text.rsplit("}", 1)[-1]
+
+
+def _xml_event_to_doc(element: Any) -> dict[str, Any]:
+    """Turn an ``<Event>`` element into the evtx-JSON shape ``event_from_dict`` reads."""
+    system: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    for part in element:
+        name = _local(part.tag)
+        if name == "System":
+            for item in part:
+                key = _local(item.tag)
+                if key in ("Provider", "TimeCreated"):
+                    system[key] = {"#attributes": dict(item.attrib)}
+                else:
+                    system[key] = (item.text or "").strip()
+        elif name == "EventData":
+            for item in part:
+                if _local(item.tag) == "Data" and "Name" in item.attrib:
+                    data[item.attrib["Name"]] = item.text or ""
+    return {"Event": {"System": system, "EventData": data}}
+
+
+def _read_xml(path: Path, stats: ReadStats) -> Iterator[ProcessCreationEvent]:
+    from lxml import etree
+
+    number = 0
+    try:
+        context = etree.iterparse(
+            str(path),
+            events=("end",),
+            tag="{*}Event",
+            resolve_entities=False,
+            no_network=True,
+            huge_tree=False,
+            load_dtd=False,
+        )
+        for _, element in context:
+            number += 1
+            doc = _xml_event_to_doc(element)
+            element.clear()
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+            event = _accept(doc, path, stats, number)
+            if event is not None:
+                yield event
+    except etree.XMLSyntaxError as exc:
+        line = f" line {exc.lineno}" if getattr(exc, "lineno", None) else ""
+        raise EventFileError(f"{path}:{line} not well-formed event XML ({exc.msg})") from exc
+    except OSError as exc:
+        raise EventFileError(f"{path}: cannot read the event XML ({exc})") from exc
+    if number == 0:
+        raise EventFileError(f"{path}: no <Event> element found")

@@ -1,0 +1,102 @@
+"""Sigma import (on rules written here) and the thin mp commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from procaudit.cli.mp import app
+from procaudit.detections.rules import load_rule_file
+from procaudit.detections.sigma_import import import_sigma
+from procaudit.errors import EventFileError, UserInputError
+from procaudit.events import make_event
+
+SIGMA_OK = """\
+title: Certutil fetches over HTTP
+id: 0b6c3a55-1111-4222-8333-944444444444
+status: experimental
+description: written for procaudit's tests
+author: procaudit tests
+tags: [attack.t1105]
+logsource: {category: process_creation, product: windows}
+detection:
+  img:
+    - Image|endswith: '\\\\certutil.exe'
+    - OriginalFileName: CertUtil.exe
+  cli:
+    CommandLine|contains|windash: ' -urlcache '
+  trusted:
+    ParentImage|endswith: '\\\\deploy.exe'
+  level:
+    IntegrityLevel: High
+  condition: img and cli and level and not trusted
+level: high
+"""
+
+SIGMA_BAD = """\
+title: Encoded download
+id: 0b6c3a55-1111-4222-8333-955555555555
+logsource: {category: process_creation, product: windows}
+detection:
+  sel:
+    CommandLine|base64offset|contains: 'http'
+  par:
+    ParentCommandLine|contains: 'x'
+  condition: sel and par
+level: medium
+"""
+
+
+def test_import_sigma_converts_and_reports(tmp_path: Path) -> None:
+    (tmp_path / "ok.yml").write_text(SIGMA_OK)
+    (tmp_path / "bad.yml").write_text(SIGMA_BAD)
+    out = tmp_path / "out"
+    reports = import_sigma([tmp_path / "ok.yml", tmp_path / "bad.yml"], out)
+    ok, bad = reports
+    assert ok.converted and ok.dropped == ["OR branch dropped: field OriginalFileName (not in event 4688)"]
+    assert not bad.converted and "modifier |base64offset" in bad.unsupported
+    assert any("ParentCommandLine" in u for u in bad.unsupported)
+    rule = load_rule_file(Path(ok.output or ""))
+    assert rule.rule.enabled is False and rule.rule.mitre == ["T1105"] and rule.rule.author == "procaudit tests"
+    hit = {"NewProcessName": "C:\\Windows\\System32\\certutil.exe", "CommandLine": "certutil /urlcache -f http://x",
+           "MandatoryLabel": "S-1-16-12288", "ParentProcessName": "C:\\Windows\\explorer.exe"}
+    assert rule.predicate(make_event(hit, event_version=2))
+    assert not rule.predicate(make_event({**hit, "ParentProcessName": "C:\\x\\deploy.exe"}, event_version=2))
+    assert not rule.predicate(make_event({**hit, "MandatoryLabel": "S-1-16-8192"}, event_version=2))
+
+
+def test_cli_build_test_and_import(tmp_path: Path, events_dir: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "mp.xml"
+    result = runner.invoke(app, ["build", "--output", str(out), "--version", "1.0.0.9", "--name", "Contoso.PC"])
+    assert result.exit_code == 0, result.output
+    assert "<Version>1.0.0.9</Version>" in out.read_text() and "blind on" in result.output
+    sample = events_dir / "sysmon1" / "sysmon1_rundll32_javascript_mshtml_runhtmlapplication.evtx"
+    result = runner.invoke(app, ["test", str(sample), "--format", "json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert set(report) >= {"events", "skipped", "rules", "matches"}
+    assert {r["rule_id"]: r["hits"] for r in report["rules"]}["Rundll32MshtmlScript"] == 2
+    assert all(m["command_line"].startswith("[redacted") for m in report["matches"])
+    shown = json.loads(runner.invoke(app, ["test", str(sample), "--format", "json", "--show-command-lines"]).stdout)
+    assert any("RunHTMLApplication" in m["command_line"] for m in shown["matches"])
+    table = runner.invoke(app, ["test", str(sample)])
+    assert "Rundll32MshtmlScript" in table.output and "RunHTMLApplication" not in table.output
+    sigma = tmp_path / "s.yml"
+    sigma.write_text(SIGMA_OK)
+    assert runner.invoke(app, ["import-sigma", str(sigma), "--output", str(tmp_path / "o")]).exit_code == 0
+
+
+def test_cli_bad_input_raises_user_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    junk = tmp_path / "junk.evtx"
+    junk.write_bytes(b"nothing")
+    result = runner.invoke(app, ["test", str(junk)])
+    assert isinstance(result.exception, EventFileError)  # main() turns it into one line and exit code 2
+    result = runner.invoke(app, ["test", str(junk), "--format", "xml"])
+    assert isinstance(result.exception, UserInputError)
+    with pytest.raises(UserInputError):
+        raise result.exception
