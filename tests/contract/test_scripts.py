@@ -16,7 +16,7 @@ import tree_sitter_powershell
 
 from procaudit.catalog import ALL_SCRIPTS
 from procaudit.content import content_path
-from procaudit.lab.scripts import HANDLERS
+from procaudit.lab.scripts import HANDLERS, _load_handlers
 
 PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
 SHIPPED = sorted([*content_path("checks").glob("*.ps1"), *content_path("deploy").glob("*.ps1")])
@@ -68,6 +68,7 @@ def _cmdletbinding(root: tree_sitter.Node) -> str:
 
 
 def test_every_shipped_script_has_a_spec_and_a_lab_model() -> None:
+    _load_handlers()
     assert SHIPPED, "no scripts found: content folders missing?"
     names = {p.stem for p in SHIPPED}
     assert names == set(SPECS), "shipped .ps1 files and procaudit.catalog.ALL_SCRIPTS must list the same scripts"

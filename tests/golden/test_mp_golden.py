@@ -18,7 +18,9 @@ GOLDEN = Path(__file__).with_name("procaudit_detections_mp.xml")
 
 
 def test_mp_matches_golden() -> None:
-    xml = mpbuild.build(load_rules(REPO / "detections"), mp_id="Procaudit.ProcessCreation.Detections", version="1.0.0.0").xml
+    xml = mpbuild.build(
+        load_rules(REPO / "detections"), mp_id="Procaudit.ProcessCreation.Detections", version="1.0.0.0"
+    ).xml
     if os.environ.get("PROCAUDIT_REGEN_GOLDEN"):
         GOLDEN.write_text(xml, encoding="utf-8")
     assert GOLDEN.read_text(encoding="utf-8") == xml, "MP changed: regenerate with PROCAUDIT_REGEN_GOLDEN=1 and review"

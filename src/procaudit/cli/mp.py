@@ -91,7 +91,9 @@ def _print_table(console: Console, result: replay.ReplayResult) -> None:
     for column in ("rule", "enabled", "hits", "alerts/day", "distinct alerts"):
         table.add_column(column)
     for rule in result.rules:
-        table.add_row(rule.rule_id, str(rule.enabled), str(rule.hits), f"{rule.alerts_per_day:g}", str(rule.distinct_alerts))
+        table.add_row(
+            rule.rule_id, str(rule.enabled), str(rule.hits), f"{rule.alerts_per_day:g}", str(rule.distinct_alerts)
+        )
     console.print(table)
     if result.matches:
         matches = Table(title="Matched events")
@@ -99,7 +101,11 @@ def _print_table(console: Console, result: replay.ReplayResult) -> None:
             matches.add_column(column, overflow="fold")
         for match in result.matches:
             matches.add_row(
-                match.rule_id, match.time or "", match.host or "", match.new_process_name or "", match.command_line or ""
+                match.rule_id,
+                match.time or "",
+                match.host or "",
+                match.new_process_name or "",
+                match.command_line or "",
             )
         console.print(matches)
     if result.matches_not_listed:

@@ -287,7 +287,9 @@ def semantic_errors(xml: str) -> list[str]:
         if references[alias] != "System.Library"
     ]
     resources = {element.get("ID") for element in root.iterfind("Presentation/StringResources/StringResource")}
-    display = {element.get("ElementID") for element in root.iterfind("LanguagePacks/LanguagePack/DisplayStrings/DisplayString")}
+    display = {
+        element.get("ElementID") for element in root.iterfind("LanguagePacks/LanguagePack/DisplayStrings/DisplayString")
+    }
     for name in _MPELEMENT.findall(xml):
         if name not in resources:
             problems.append(f"$MPElement[Name={name!r}]$ has no StringResource")
@@ -299,7 +301,15 @@ def semantic_errors(xml: str) -> list[str]:
         action = rule.find("WriteActions/WriteAction")
         if action is not None:
             order = [child.tag for child in action]
-            expected = ["Priority", "Severity", "AlertMessageId", "AlertParameters", "Suppression", "Custom1", "Custom2"]
+            expected = [
+                "Priority",
+                "Severity",
+                "AlertMessageId",
+                "AlertParameters",
+                "Suppression",
+                "Custom1",
+                "Custom2",
+            ]
             if [tag for tag in expected if tag in order] != order:
                 problems.append(f"rule {rule.get('ID')!r}: GenerateAlert children out of order: {order}")
     for pattern_element in root.iter("Pattern"):

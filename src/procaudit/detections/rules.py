@@ -298,7 +298,7 @@ def parse_condition(node: Any, path: list[Any], case_sensitive: bool) -> ir.Node
         raise _ConditionError(
             path, "expected one key: all-of / any-of / none-of, or a 4688 field name such as CommandLine"
         )
-    (key, value), = node.items()
+    ((key, value),) = node.items()
     child_path = [*path, key]
     if key in COMBINATORS:
         if not isinstance(value, list) or not value:
@@ -357,9 +357,14 @@ def compile_rule(doc: Any, source: Path | None = None) -> CompiledRule:
         raise RuleFileError(f"{where}:{line or '?'}: {label}: {dotted}: {first['msg']}") from exc
     try:
         condition = parse_condition(doc["condition"], ["condition"], rule.case_sensitive)
-        exclusions = tuple(
-            parse_condition(item, ["exclusions", i], rule.case_sensitive) for i, item in enumerate(doc["exclusions"])
-        ) if "exclusions" in doc else ()
+        exclusions = (
+            tuple(
+                parse_condition(item, ["exclusions", i], rule.case_sensitive)
+                for i, item in enumerate(doc["exclusions"])
+            )
+            if "exclusions" in doc
+            else ()
+        )
     except _ConditionError as exc:
         line = _line_of(doc, exc.path)
         dotted = ".".join(str(p) for p in exc.path)
@@ -406,7 +411,7 @@ def load_rule_file(path: Path) -> CompiledRule:
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError(f"{path}: cannot read the rule file ({exc})") from exc
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -220,7 +220,11 @@ def convert_rule(sigma_rule: Any, source: str) -> tuple[ConversionReport, dict[s
     if report.unsupported:
         return report, None
     mitre = sorted(
-        {tag.name.upper() for tag in sigma_rule.tags if tag.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", tag.name)}
+        {
+            tag.name.upper()
+            for tag in sigma_rule.tags
+            if tag.namespace == "attack" and re.fullmatch(r"t\d{4}(\.\d{3})?", tag.name)
+        }
     )
     rule_id = _rule_id(sigma_rule.title or "", sigma_id)
     note = f" Converted from Sigma rule {sigma_id}." if sigma_id else " Converted from a Sigma rule."
@@ -269,13 +273,18 @@ def import_sigma(paths: Sequence[Path], output: Path) -> list[ConversionReport]:
         except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
             raise UserInputError(f"{path}: cannot read the Sigma rule file ({exc})") from exc
         for error in getattr(collection, "errors", []):
-            reports.append(ConversionReport(source=str(path), sigma_id=None, title=None, unsupported=[f"invalid Sigma: {error}"]))
+            reports.append(
+                ConversionReport(source=str(path), sigma_id=None, title=None, unsupported=[f"invalid Sigma: {error}"])
+            )
         for sigma_rule in collection.rules:
             errors = getattr(sigma_rule, "errors", [])
             if errors:
                 reports.append(
                     ConversionReport(
-                        source=str(path), sigma_id=None, title=sigma_rule.title, unsupported=[f"invalid Sigma: {errors[0]}"]
+                        source=str(path),
+                        sigma_id=None,
+                        title=sigma_rule.title,
+                        unsupported=[f"invalid Sigma: {errors[0]}"],
                     )
                 )
                 continue

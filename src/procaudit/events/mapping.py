@@ -126,7 +126,7 @@ def _classify(event_id: int | None, provider: str | None, channel: str | None, d
 
 def _sysmon_fields(data: Mapping[str, Any]) -> dict[str, str | None]:
     user = _text(data.get("User"))
-    domain, name = (user.split("\\", 1) if user and "\\" in user else (None, user))
+    domain, name = user.split("\\", 1) if user and "\\" in user else (None, user)
     integrity = _text(data.get("IntegrityLevel"))
     label = INTEGRITY_LEVEL_SIDS.get(integrity.strip().lower()) if integrity else None
     return {

@@ -94,9 +94,7 @@ def detect_format(path: Path) -> EventFormat:
         return "json"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise EventFileError(f"{path}: UTF-16 text is not supported; save the export as UTF-8")
-    raise EventFileError(
-        f"{path}: not a supported event file (expected .evtx, JSON lines, a JSON export or event XML)"
-    )
+    raise EventFileError(f"{path}: not a supported event file (expected .evtx, JSON lines, a JSON export or event XML)")
 
 
 def read_events(
@@ -128,9 +126,7 @@ def read_events(
         yield from _read_xml(path, stats)
 
 
-def _accept(
-    doc: Any, path: Path, stats: ReadStats, record_number: int
-) -> ProcessCreationEvent | None:
+def _accept(doc: Any, path: Path, stats: ReadStats, record_number: int) -> ProcessCreationEvent | None:
     try:
         event = event_from_dict(doc, source_file=str(path), record_number=record_number)
     except NotProcessCreation:

@@ -166,3 +166,11 @@ class LabHost:
 
     def event_version(self) -> int:
         return 2 if int(self.os.version.split(".")[0]) >= 10 else 1
+
+
+@dataclass
+class LabWorld:
+    """Everything in one lab that a host's scripts can reach beyond the host itself (a DC's domain, SCOM)."""
+
+    hosts: dict[str, LabHost] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)

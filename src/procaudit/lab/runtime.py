@@ -16,7 +16,7 @@ from procaudit.errors import UserInputError
 from procaudit.fsutil import atomic_write
 from procaudit.lab.endpoint import CredentialStore, HostEndpoint, LabServer
 from procaudit.lab.faults import FaultRule, faults_for
-from procaudit.lab.model import LabHost
+from procaudit.lab.model import LabHost, LabWorld
 from procaudit.lab.profiles import DEMO_MIX, build_host
 from procaudit.lab.scripts import make_executor
 from procaudit.transport.base import Credentials
@@ -77,15 +77,17 @@ class Lab:
         self.port = port
         self.subnet = subnet if subnet is not None else _free_subnet(port)
         self.hosts: dict[str, LabHostRuntime] = {}
+        self.world = LabWorld()
         rules = faults or []
         for index, (name, profile) in enumerate(zip(host_names(plan), plan, strict=True)):
             host = build_host(profile, name)
+            self.world.hosts[name] = host
             host_faults = faults_for(name, rules)
             endpoint = HostEndpoint(
                 name=name,
                 address=address_for(self.subnet, index),
                 port=port,
-                executor=make_executor(host, host_faults),
+                executor=make_executor(host, host_faults, self.world),
                 faults=host_faults,
                 private_data={"PSVersionTable": {"PSVersion": host.os.ps_version}},
             )

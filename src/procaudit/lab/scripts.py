@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from procaudit.content import ContentFolder, content_path
 from procaudit.lab.faults import Fault
-from procaudit.lab.model import LabHost
+from procaudit.lab.model import LabHost, LabWorld
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
 
-Handler = Callable[[LabHost, ScriptRun], ScriptOutcome]
+Handler = Callable[["HandlerContext", ScriptRun], ScriptOutcome]
+
+
+@dataclass
+class HandlerContext:
+    """What a script's lab implementation may touch: its host, and the rest of the lab (for DCs, SCOM)."""
+
+    host: LabHost
+    world: LabWorld
+
 
 HANDLERS: dict[str, Handler] = {}
 _HANG_SECONDS = 900.0
@@ -33,6 +43,11 @@ def handles(script_name: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+def _load_handlers() -> None:
+    """Import every handler module (each registers itself with ``@handles``)."""
+    import procaudit.lab.handlers  # noqa: F401
 
 
 @cache
@@ -59,9 +74,10 @@ def ps_json(value: Any) -> str:
     return text
 
 
-def make_executor(host: LabHost, faults: list[Fault]) -> Callable[[ScriptRun], ScriptOutcome]:
+def make_executor(host: LabHost, faults: list[Fault], world: LabWorld) -> Callable[[ScriptRun], ScriptOutcome]:
     """The executor a lab endpoint calls for every pipeline on ``host``."""
     hang = any(f.kind == "hang" for f in faults)
+    context = HandlerContext(host, world)
 
     def execute(run: ScriptRun) -> ScriptOutcome:
         name = shipped_scripts().get(run.script)
@@ -70,6 +86,7 @@ def make_executor(host: LabHost, faults: list[Fault]) -> Callable[[ScriptRun], S
                 failure="procaudit lab: refused a script whose text is not byte-identical to any shipped .ps1 file "
                 f"in checks/ or deploy/ ({len(run.script)} characters, starting {run.script[:60]!r})"
             )
+        _load_handlers()
         handler = HANDLERS.get(name)
         if handler is None:
             return ScriptOutcome(failure=f"procaudit lab: {name}.ps1 is shipped but the lab does not model it yet")
@@ -77,25 +94,6 @@ def make_executor(host: LabHost, faults: list[Fault]) -> Callable[[ScriptRun], S
             run.cancelled.wait(_HANG_SECONDS)  # the script never returns until the client stops the pipeline
             return ScriptOutcome(failure="The pipeline has been stopped.")
         with host.lock:
-            return handler(host, run)
+            return handler(context, run)
 
     return execute
-
-
-@handles("Get-HostIdentity")
-def _host_identity(host: LabHost, run: ScriptRun) -> ScriptOutcome:
-    os = host.os
-    return ScriptOutcome(
-        output=[
-            ps_json(
-                {
-                    "ComputerName": os.computer_name,
-                    "PSVersion": os.ps_version,
-                    "OSCaption": os.caption,
-                    "OSVersion": os.version,
-                    "OSBuild": os.build,
-                    "ProductType": os.product_type,
-                }
-            )
-        ]
-    )

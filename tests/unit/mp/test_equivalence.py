@@ -16,10 +16,8 @@ from procaudit.detections import ir, mpbuild
 from procaudit.detections.rules import CompiledRule, compile_rule
 from procaudit.events import make_event
 
-ALPHABET = "abcABC\\/.:-–\" \n\txyz$[]()*"
+ALPHABET = 'abcABC\\/.:-–" \n\txyz$[]()*'
 texts = st.text(alphabet=ALPHABET, max_size=12)
-
-
 
 
 def scom_eval(expression: etree._Element, values: dict[str, str | None]) -> bool:
@@ -64,8 +62,17 @@ def _compiled(op: str, needle: str, case_sensitive: bool) -> CompiledRule:
     return compile_rule(doc)
 
 
-FIELD_ORDER = ["SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId", "NewProcessId",
-               "NewProcessName", "TokenElevationType", "ProcessId", "CommandLine"]
+FIELD_ORDER = [
+    "SubjectUserSid",
+    "SubjectUserName",
+    "SubjectDomainName",
+    "SubjectLogonId",
+    "NewProcessId",
+    "NewProcessName",
+    "TokenElevationType",
+    "ProcessId",
+    "CommandLine",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -113,7 +120,14 @@ def test_prefilter_is_sound(rules: list[CompiledRule], value: str) -> None:
     assert check is not None
     for name in (value, "C:\\Windows\\System32\\regsvr32.exe", "C:\\x\\powershell.exe"):
         event = make_event({"NewProcessName": name, "CommandLine": value, "ParentProcessName": value}, event_version=2)
-        text = json.dumps({"Event": {"System": {}, "EventData": {"NewProcessName": name, "CommandLine": value, "ParentProcessName": value}}})
+        text = json.dumps(
+            {
+                "Event": {
+                    "System": {},
+                    "EventData": {"NewProcessName": name, "CommandLine": value, "ParentProcessName": value},
+                }
+            }
+        )
         if not check(text):
             assert not any(rule.predicate(event) for rule in rules)
 

@@ -33,7 +33,12 @@ def test_xsd_catches(rules: list[CompiledRule], edit, expected: str) -> None:  #
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda x: x.replace('<StringResource ID="Procaudit.ProcessCreation.Detections.Rule.CertutilDownload.AlertMessage" />', ""), "has no StringResource"),
+        (
+            lambda x: x.replace(
+                '<StringResource ID="Procaudit.ProcessCreation.Detections.Rule.CertutilDownload.AlertMessage" />', ""
+            ),
+            "has no StringResource",
+        ),
         (lambda x: x.replace('TypeID="Health!', 'TypeID="Nope!', 1), "alias 'Nope'"),
         (lambda x: x.replace("<Pattern>(?i)", "<Pattern>(?i)\\d", 1), "outside SCOM's regex subset"),
         (lambda x: x.replace("Params/Param[9]", "Params/Param[16]", 1), "Param[16]"),

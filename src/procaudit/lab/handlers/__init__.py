@@ -1,0 +1,5 @@
+"""Lab implementations of the shipped scripts, one module per area; importing a module registers it."""
+
+from procaudit.lab.handlers import identity
+
+__all__ = ["identity"]
