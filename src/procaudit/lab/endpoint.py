@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import spnego
+from spnego._ntlm_raw.crypto import ntowfv1  # pyspnego's MD4-based NT hash (hashlib has no MD4 on OpenSSL 3)
 from pypsrp.encryption import WinRMEncryption
 
 from procaudit.errors import UserInputError
@@ -106,7 +107,9 @@ class CredentialStore:
     """The accounts every lab host accepts, in the flat file pyspnego's NTLM acceptor reads.
 
     pyspnego reads the file named by the process-wide ``NTLM_USER_FILE`` variable, so all labs in one process
-    share one store. The file is private (0600) and removed at exit.
+    share one store. Entries are written in the smbpasswd form with the NT hash precomputed, like a real
+    account database: no plaintext password on disk, and no hashing on every logon. The file is private
+    (0600) and removed at exit.
     """
 
     _lock = threading.Lock()
@@ -130,7 +133,12 @@ class CredentialStore:
                 import atexit
 
                 atexit.register(_remove_quietly, cls._path)
-            text = "".join(f"{d}:{u}:{p}\n" for d, u, p in sorted(cls._entries))
+            text = "".join(
+                f"{d}\\{u}:0:{'0' * 32}:{ntowfv1(p).hex().upper()}:[U]:LCT-00000000\n"
+                if d
+                else f"{u}:0:{'0' * 32}:{ntowfv1(p).hex().upper()}:[U]:LCT-00000000\n"
+                for d, u, p in sorted(cls._entries)
+            )
             with open(cls._path, "w", encoding="utf-8") as handle:
                 handle.write(text)
             os.environ["NTLM_USER_FILE"] = cls._path

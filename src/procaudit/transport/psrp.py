@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import socket
@@ -25,6 +26,7 @@ from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
+from spnego._ntlm_raw.crypto import ntowfv1  # pyspnego's MD4-based NT hash (hashlib has no MD4 on OpenSSL 3)
 
 from procaudit.errors import (
     AuthError,
@@ -88,6 +90,10 @@ class PsrpConnector:
         elif self._credentials is not None:
             kwargs["username"] = self._credentials.username
             kwargs["password"] = self._credentials.password
+            if opts.auth == "ntlm":
+                # pyspnego accepts 'LM:NT' hashes in place of a password; hashing once per run instead of once per
+                # host saves the pure-Python DES of the obsolete LM hash on every connection.
+                kwargs["password"] = _ntlm_hashes(self._credentials.password)
         wsman = WSMan(self.target.address, **kwargs)
         # pypsrp builds its requests session lazily with trust_env on, which makes requests re-read every proxy
         # variable in os.environ for each exchange (about 10 ms of CPU per host). Proxies are decided above.
@@ -201,6 +207,11 @@ class PsrpConnector:
             if error is exc:
                 raise
             raise error from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _ntlm_hashes(password: str) -> str:
+    return f"{'0' * 32}:{ntowfv1(password).hex()}"
 
 
 def _as_generator(items: Iterable[Any]) -> Iterator[Any]:
