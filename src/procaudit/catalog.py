@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from procaudit.facts import GET_PROCAUDIT_FACTS
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
 
 ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     GET_HOST_IDENTITY,
+    GET_PROCAUDIT_FACTS,
 ]
