@@ -66,8 +66,8 @@ class HostFigures(BaseModel):
     confidence: Confidence
     observed_events: int
     """Events counted (history) or process starts seen (sample)."""
-    coverage_hours: float
-    """Hours the count covers: the window, cut by retention or by when the source started; the sample length."""
+    coverage_seconds: int
+    """Seconds the count covers: the window, cut by retention or by when the source started; the sample length."""
     rhythm_factor: float
     """Events/day over the plain mean of the covered interval (1.0 for whole weeks; see rhythm.py)."""
     events_per_day: float
@@ -251,7 +251,15 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
     process_bytes = per_day * final_bytes
     added = per_day * uplift if already else process_bytes
     log = _log_state(rate)
-    projected = log.bytes_per_day_now + added if log.bytes_per_day_now is not None else None
+    projected = None
+    if log.bytes_per_day_now is not None:
+        if already:
+            # Today's fill rate holds the 4688 of the retained hours at their own (unscaled) rate: replace that
+            # part with the week's rate, so a log that covers a busy morning does not look like every day.
+            existing = observed / hours * 24 * record_bytes if hours > 0 else 0.0
+            projected = max(log.bytes_per_day_now - existing, 0.0) + process_bytes
+        else:
+            projected = log.bytes_per_day_now + added
     days_kept = log.max_size / projected if projected else None
     needed = math.ceil(projected * settings.retention_days / CHUNK) * CHUNK if projected else None
     change = needed if needed is not None and needed > log.max_size else None
@@ -263,7 +271,7 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
         method=method,
         confidence=_confidence(method, hours),
         observed_events=observed,
-        coverage_hours=round(hours, 4),
+        coverage_seconds=round(hours * HOUR_SECONDS),
         rhythm_factor=round(_ratio(per_day, observed, hours), 4),
         events_per_day=round(per_day, 1),
         mean_hour_events=round(per_day / 24, 2),

@@ -92,7 +92,7 @@ CSV_FIELDS = [
     "role",
     "method",
     "confidence",
-    "coverage_hours",
+    "coverage_seconds",
     "rhythm_factor",
     "observed_events",
     "events_per_day",
