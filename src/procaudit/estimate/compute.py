@@ -28,6 +28,7 @@ Confidence = Literal["high", "medium", "low"]
 
 _METHOD_OF_SOURCE: dict[str, Method] = {"Security/4688": "4688", "Sysmon/1": "sysmon1", "Security/4689": "4689"}
 CHUNK = 64 * 1024  # the Security log grows in 64 KiB chunks; a maximum size must be a multiple of it
+POLICY_MAX_SIZE = 4_194_240 * 1024  # "Specify the maximum log file size (KB)": the top of the range many ADMX state
 # Command-line inclusion grows a 4688 record: medians 752 B with and 456 B without (events_detections.md 2.4).
 COMMAND_LINE_BYTES = 752 - 456
 WEEK_HOURS = 168.0
@@ -263,6 +264,11 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
     days_kept = log.max_size / projected if projected else None
     needed = math.ceil(projected * settings.retention_days / CHUNK) * CHUNK if projected else None
     change = needed if needed is not None and needed > log.max_size else None
+    if needed is not None and needed > POLICY_MAX_SIZE:
+        notes.append(
+            f"{settings.retention_days:g} days need more than 4 GiB: the Group Policy setting for the Security log "
+            "size tops out at 4,194,240 KB in many templates; keep fewer days on the host and rely on forwarding"
+        )
     if log.mode != "Circular":
         when_full = "archives itself" if log.mode == "AutoBackup" else "stops logging"
         notes.append(f"Security log mode {log.mode}: when full it {when_full}")

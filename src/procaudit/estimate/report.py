@@ -74,7 +74,7 @@ class EstimateReport(BaseModel):
     interrupted: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2)
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=2) + "\n"
 
     @property
     def failed(self) -> int:

@@ -244,3 +244,12 @@ def test_counts_that_break_the_contract_are_contract_errors() -> None:
         check_rate(good.model_copy(update={"total": good.total + 1}), WEEK)
     with pytest.raises(ContractError, match="no source"):
         check_rate(good.model_copy(update={"source": ""}), WEEK)
+
+
+def test_sizes_beyond_what_group_policy_sets_are_called_out() -> None:
+    busy = rate([20000] * (WEEK + 1), source="Sysmon/1")  # 480,000 a day x 800 B = 384 MB/day
+    result = figures(Measurement(busy, WEEK), EstimateSettings(retention_days=14))
+    assert result.max_size_needed is not None and result.max_size_needed > 4_194_240 * 1024
+    assert any("4,194,240 KB" in n for n in result.notes)
+    modest = figures(Measurement(rate(source="Sysmon/1"), WEEK), EstimateSettings())
+    assert not any("4,194,240 KB" in n for n in modest.notes)
