@@ -49,9 +49,8 @@ def main() -> None:
         lab.write_inventory(inventory)
         inv = load_inventory(inventory)
         targets = to_targets(inv, inv.select(None), Overrides())
-        print(
-            f"{'moment':<10} {'host':<24} {'method':<8} {'conf.':<7} {'covered':>9} {'estimate':>9} {'truth':>7} {'error':>7}"
-        )
+        header = ("moment", "host", "method", "conf.", "covered", "estimate", "truth", "error")
+        print("{:<10} {:<24} {:<8} {:<7} {:>9} {:>9} {:>7} {:>7}".format(*header))
         for weekday, hour, label in MOMENTS:
             moment = pinned(weekday, hour)
             lab.world.clock = lambda m=moment: m  # type: ignore[misc]
