@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from procaudit.estimate.measure import MEASURE_RATE, MEASURE_SAMPLE
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
 
 ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     GET_HOST_IDENTITY,
+    MEASURE_RATE,
+    MEASURE_SAMPLE,
 ]

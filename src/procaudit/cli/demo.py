@@ -7,12 +7,20 @@ from pathlib import Path
 
 from rich.rule import Rule
 
+from procaudit.cli import estimate as estimate_cli
+from procaudit.cli import plan as plan_cli
 from procaudit.cli.app import app
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
+from procaudit.estimate import EstimateSettings, estimate
+from procaudit.estimate.render import table as estimate_table
+from procaudit.estimate.report import primary_group
 from procaudit.lab.runtime import Lab, lab_credentials, lab_plan
 from procaudit.ping import ping
 from procaudit.report.output import print_rich
+from procaudit.rollout import PlanSettings, build_plan
+from procaudit.rollout.plan import estimate_digest
+from procaudit.rollout.render import table as plan_table
 
 
 @app.command("demo")
@@ -33,3 +41,17 @@ def demo() -> None:
         report = ping(session.targets, session.connect)
         print_rich(_table(report), None)
         _summary(report)
+
+        stderr.print(Rule("2. estimate: 4688 volume per host, counted on each host (only hourly counts travel)"))
+        groups = {name: host.groups for name, host in session.inventory.hosts.items()}
+        estimated = estimate(session.targets, session.connect, EstimateSettings(sample_seconds=60), groups=groups)
+        print_rich(estimate_table(estimated), None)
+        estimate_cli.summary(estimated)
+
+        stderr.print(Rule("3. plan: a canary, then waves of at most 2 events/s and 4 hosts; busy hosts and DCs last"))
+        settings = PlanSettings(canary="1", max_events_per_sec=2.0, max_hosts=4, soak_seconds=1800)
+        selected = [(h.name, primary_group(h.groups)) for h in session.inventory.select(None)]
+        text = estimated.to_json()
+        rollout = build_plan(estimated, selected, settings, estimate_sha256=estimate_digest(text))
+        print_rich(plan_table(rollout), None)
+        plan_cli.summary(rollout)
