@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,8 +32,9 @@ class LabHandle:
         return self.lab.hosts[name].endpoint
 
 
-def start_lab(tmp_path: Path, plan: list[str], faults: list[str] | None = None) -> Iterator[LabHandle]:
-    lab = Lab(plan, credentials=lab_credentials(), faults=[parse_fault_rule(f) for f in faults or []])
+def start_lab(tmp_path: Path, plan: list[str], faults: list[str] | None = None, **options: Any) -> Iterator[LabHandle]:
+    """A lab (HTTPS with its CA by default; ``transport="http"``, ``kerberos=True``, ``auth=...`` as ``Lab`` takes)."""
+    lab = Lab(plan, credentials=lab_credentials(), faults=[parse_fault_rule(f) for f in faults or []], **options)
     with lab:
         inventory = tmp_path / "lab.yml"
         lab.write_inventory(inventory)
