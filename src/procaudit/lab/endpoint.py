@@ -32,6 +32,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -69,9 +70,13 @@ class EndpointStats:
     connections: int = 0
     pipelines: int = 0
     stops: int = 0  # pipelines the client stopped (PSRP ctrl_c signal)
+    logons: Counter[str] = field(default_factory=Counter)  # completed logons by mechanism: kerberos, ntlm, ...
+    encrypted: Counter[str] = field(default_factory=Counter)  # message-encrypted bodies by WinRM protocol
 
     def reset(self) -> None:
         self.bytes_in = self.bytes_out = self.requests = self.connections = self.pipelines = self.stops = 0
+        self.logons.clear()
+        self.encrypted.clear()
 
 
 @dataclass
@@ -356,6 +361,8 @@ class _Connection:
             self._unauthorized()
             return
         self.authenticated = True
+        with self.endpoint._stats_lock:
+            self.endpoint.stats.logons[_mechanism(scheme, self.context)] += 1
         if not self.tls:
             self.encryption = WinRMEncryption(self.context, _ENCRYPTION[scheme])
         # The final SPNEGO token (mechListMIC) must reach the client in this 200, or its first decrypt fails.
@@ -388,8 +395,11 @@ class _Connection:
             log.info("lab %s: certificate logon refused (%s)", self.endpoint.name, "no mapping" if peer else "no cert")
             self._unauthorized()
             return
-        self.scheme = "certificate"
-        self.authenticated = True
+        if not (self.authenticated and self.scheme == "certificate"):  # every request names the scheme again
+            self.scheme = "certificate"
+            self.authenticated = True
+            with self.endpoint._stats_lock:
+                self.endpoint.stats.logons["certificate"] += 1
         self._serve_soap(request)
 
     def _serve_soap(self, request: _Request, extra_headers: dict[str, str] | None = None) -> None:
@@ -401,6 +411,8 @@ class _Connection:
                     return
                 self.encryption = WinRMEncryption(self.context, _ENCRYPTION[self.scheme])  # asked for over HTTPS
             envelope = self.encryption.unwrap_message(request.body, "Encrypted Boundary")
+            with self.endpoint._stats_lock:
+                self.endpoint.stats.encrypted[self.encryption.protocol] += 1
         elif self.tls:
             envelope = request.body
         else:
@@ -418,6 +430,14 @@ class _Connection:
             payload = reply
             headers["Content-Type"] = "application/soap+xml;charset=UTF-8"
         self._send(status, "OK" if status == 200 else "Internal Server Error", headers, payload, cut=cut)
+
+
+def _mechanism(scheme: str, context: spnego.ContextProxy) -> str:
+    """What really authenticated the client: Negotiate may carry Kerberos or NTLM."""
+    if scheme == "credssp":
+        return "credssp"
+    protocol = str(getattr(context, "negotiated_protocol", "") or scheme).lower()
+    return "kerberos" if "kerberos" in protocol else "ntlm" if "ntlm" in protocol else protocol
 
 
 class LabServer:

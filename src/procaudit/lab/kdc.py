@@ -90,6 +90,7 @@ class LabKdc:
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._admin_lock = threading.Lock()
+        self._services: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     @classmethod
@@ -171,22 +172,27 @@ class LabKdc:
         # The password travels on kadmin.local's stdin only. An existing principal gets the password reset, so a
         # second lab in the same process with the same account and password keeps working.
         self._admin(
-            f"addprinc -pw {_quote(password)} {principal}\ncpw -pw {_quote(password)} {principal}\n",
+            f"addprinc +requires_preauth -pw {_quote(password)} {principal}\ncpw -pw {_quote(password)} {principal}\n",
             ok=("already exists",),
-        )
+        )  # pre-authentication as Active Directory requires it: a wrong password or a skewed clock fail at the KDC
         return principal
 
     def add_service(self, fqdn: str) -> str:
         """Create ``HTTP/<fqdn>`` (if absent) and put its current keys in the acceptor keytab."""
         principal = f"{SERVICE}/{fqdn}@{self.realm}"
+        if principal in self._services:
+            return principal
         self._admin(
             f"addprinc -randkey {principal}\nktadd -k {self.keytab} -norandkey {principal}\n", ok=("already exists",)
         )
+        self._services.add(principal)
         return principal
 
     def remove_service(self, fqdn: str) -> None:
         """Delete ``HTTP/<fqdn>`` from the realm: clients then get 'Server not found in Kerberos database'."""
-        self._admin(f"delprinc -force {SERVICE}/{fqdn}@{self.realm}\n", ok=("does not exist",))
+        principal = f"{SERVICE}/{fqdn}@{self.realm}"
+        self._admin(f"delprinc -force {principal}\n", ok=("does not exist",))
+        self._services.discard(principal)
 
     def kinit(self, username: str, password: str, ccache: Path, *, lifetime: str = TICKET_LIFETIME) -> None:
         """Get a TGT into ``ccache`` (a file, 0600), the password on kinit's stdin."""

@@ -39,6 +39,7 @@ LAB_USER = "LAB\\operator"
 
 LabTransport = Literal["https", "http"]
 LabAuth = Literal["ntlm", "negotiate", "kerberos", "credssp", "certificate"]
+LAB_AUTHS: tuple[LabAuth, ...] = ("ntlm", "negotiate", "kerberos", "credssp", "certificate")
 _TLS_FAULTS: dict[str, TlsVariant] = {
     "tls-mismatch": "mismatch",
     "tls-expired": "expired",
@@ -156,6 +157,8 @@ class Lab:
         if self.kerberos:
             self.kdc = LabKdc.shared()
             self.principal = self.kdc.add_user(self.credentials.username, self.credentials.password)
+            # A domain resolves the UPN for NTLM too (Negotiate falls back to it when Kerberos cannot be used).
+            CredentialStore.add(self.principal, self.credentials.password)
             for name, runtime in self.hosts.items():
                 if runtime.endpoint.fault("no-spn"):
                     self.kdc.remove_service(host_fqdn(name))

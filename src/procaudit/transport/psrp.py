@@ -443,10 +443,12 @@ def _tls_error(exc: BaseException, chain: list[BaseException], where: str, targe
         return TlsError(
             f"{where} requires a client certificate", hint="set certificate_pem/certificate_key_pem (auth certificate)"
         )
-    if "unknown ca" in text.lower() and target.options.auth == "certificate":
+    if target.options.auth == "certificate" and any(m in text.lower() for m in ("unknown ca", "eof occurred")):
+        # TLS 1.3: the server checks the client certificate after the client's handshake is done, so a rejected
+        # certificate shows as an alert or a closed connection on the first read.
         return TlsError(
-            f"{where} does not trust the issuer of our client certificate",
-            hint="import the issuing CA into the host's Trusted Root / client-auth store",
+            f"{where} ended the TLS session after we presented our client certificate: it does not trust its issuer",
+            hint="import the issuing CA into the host's Trusted Root store (and Trusted People for the mapping)",
         )
     return TlsError(f"TLS handshake with {where} failed: {_short(exc, 200)}")
 
@@ -537,7 +539,8 @@ def _auth_error(exc: BaseException, target: HostTarget, where: str) -> AuthError
     ):
         return AuthError(
             f"the Kerberos ticket for {user} has expired",
-            hint="get a new one with kinit (or let procaudit do it: set PROCAUDIT_PASSWORD)",
+            hint="get a new one with kinit (or let procaudit do it: set PROCAUDIT_PASSWORD); if it is fresh, this "
+            "machine's clock is ahead of the KDC's: sync it",
         )
     if (
         "No Kerberos credentials available" in text
