@@ -109,48 +109,54 @@ class Lab:
         self.port = port if port is not None else (WINRM_HTTPS_PORT if transport == "https" else WINRM_HTTP_PORT)
         self.subnet = subnet if subnet is not None else _free_subnet(self.port)
         self.workdir = Path(tempfile.mkdtemp(prefix="procaudit-lab-"))  # 0700: keys, certificates
-        self.pki = LabPki(self.workdir / "pki") if transport == "https" else None
-        self.kdc: LabKdc | None = None
-        account = credentials.username.rpartition("\\")[2].partition("@")[0]
-        self.principal: str | None = f"{account}@{REALM}" if self.kerberos else None
-        self.client_certificate: tuple[Path, Path] | None = None
-        self.hosts: dict[str, LabHostRuntime] = {}
-        self.world = LabWorld()
-        rules = faults or []
-        for index, (name, profile) in enumerate(zip(host_names(plan), plan, strict=True)):
-            host = build_host(profile, name)
-            self.world.hosts[name] = host
-            host_faults = faults_for(name, rules)
-            address = address_for(self.subnet, index)
-            kinds = {f.kind for f in host_faults}
-            tls_faults = sorted(kinds & set(_TLS_FAULTS))
-            if tls_faults and self.pki is None:
-                raise UserInputError(f"--fault {tls_faults[0]} needs the HTTPS transport")
-            if "no-spn" in kinds and not self.kerberos:
-                raise UserInputError("--fault no-spn needs a Kerberos lab (--kerberos)")
-            endpoint = HostEndpoint(
-                name=name,
-                address=address,
-                port=self.port,
-                executor=make_executor(host, host_faults, self.world),
-                faults=host_faults,
-                private_data={"PSVersionTable": {"PSVersion": host.os.ps_version}},
-                tls=self.pki.server(
-                    name, host_fqdn(name), address, _TLS_FAULTS[tls_faults[0]] if tls_faults else "valid"
+        try:
+            self.pki = LabPki(self.workdir / "pki") if transport == "https" else None
+            self.kdc: LabKdc | None = None
+            account = credentials.username.rpartition("\\")[2].partition("@")[0]
+            self.principal: str | None = f"{account}@{REALM}" if self.kerberos else None
+            self.client_certificate: tuple[Path, Path] | None = None
+            self.hosts: dict[str, LabHostRuntime] = {}
+            self.world = LabWorld()
+            rules = faults or []
+            for index, (name, profile) in enumerate(zip(host_names(plan), plan, strict=True)):
+                host = build_host(profile, name)
+                self.world.hosts[name] = host
+                host_faults = faults_for(name, rules)
+                address = address_for(self.subnet, index)
+                kinds = {f.kind for f in host_faults}
+                tls_faults = sorted(kinds & set(_TLS_FAULTS))
+                if tls_faults and self.pki is None:
+                    raise UserInputError(f"--fault {tls_faults[0]} needs the HTTPS transport")
+                if "no-spn" in kinds and not self.kerberos:
+                    raise UserInputError("--fault no-spn needs a Kerberos lab (--kerberos)")
+                endpoint = HostEndpoint(
+                    name=name,
+                    address=address,
+                    port=self.port,
+                    executor=make_executor(host, host_faults, self.world),
+                    faults=host_faults,
+                    private_data={"PSVersionTable": {"PSVersion": host.os.ps_version}},
+                    tls=self.pki.server(
+                        name, host_fqdn(name), address, _TLS_FAULTS[tls_faults[0]] if tls_faults else "valid"
+                    )
+                    if self.pki is not None
+                    else None,
                 )
-                if self.pki is not None
-                else None,
-            )
-            self.hosts[name] = LabHostRuntime(host, endpoint)
-        unmatched = [r.pattern for r in rules if not any(faults_for(n, [r]) for n in self.hosts)]
-        if unmatched:
-            raise UserInputError(f"--fault host pattern(s) match no lab host: {', '.join(unmatched)}")
-        if self.pki is not None:
-            upn = f"{account}@localhost"  # Windows maps local accounts from certificates whose UPN is user@localhost
-            self.client_certificate = self.pki.client(upn)
-            for runtime in self.hosts.values():
-                runtime.endpoint.certificate_map[upn.lower()] = credentials.username
-        self.server = LabServer([rt.endpoint for rt in self.hosts.values()])
+                self.hosts[name] = LabHostRuntime(host, endpoint)
+            unmatched = [r.pattern for r in rules if not any(faults_for(n, [r]) for n in self.hosts)]
+            if unmatched:
+                raise UserInputError(f"--fault host pattern(s) match no lab host: {', '.join(unmatched)}")
+            if self.pki is not None:
+                upn = (
+                    f"{account}@localhost"  # Windows maps local accounts from certificates whose UPN is user@localhost
+                )
+                self.client_certificate = self.pki.client(upn)
+                for runtime in self.hosts.values():
+                    runtime.endpoint.certificate_map[upn.lower()] = credentials.username
+            self.server = LabServer([rt.endpoint for rt in self.hosts.values()])
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
 
     def start(self) -> None:
         CredentialStore.add(self.credentials.username, self.credentials.password)
