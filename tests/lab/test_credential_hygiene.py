@@ -30,6 +30,8 @@ import procaudit
 from procaudit.lab.kdc import gssapi_available, missing_tools
 from procaudit.lab.runtime import _free_subnet
 
+from .conftest import OFFLINE_KRB5_CONFIG
+
 CANARY = f"Canary-{secrets.token_hex(8)}-Pw"
 OTHER_PASSWORD = f"Lab-{secrets.token_hex(8)}-Other"
 
@@ -120,6 +122,7 @@ def _env(work: Path, password: str) -> dict[str, str]:
     package_root = str(Path(procaudit.__file__).resolve().parents[1])
     return {
         **env,
+        "KRB5_CONFIG": str(OFFLINE_KRB5_CONFIG),
         "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p),
         "HOME": str(work),
         "TMPDIR": str(work / "tmp"),
@@ -141,7 +144,7 @@ def _start_lab(
     while not inventory.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            out, err = proc.communicate()
+            _out, err = proc.communicate()
             raise AssertionError(f"lab up did not start: {err.decode(errors='replace')}")
         time.sleep(0.05)
     extra: dict[str, str] = {}

@@ -74,6 +74,31 @@ def host_fqdn(name: str) -> str:
     return f"{name}.{DOMAIN}".lower()
 
 
+def offline_krb5_config(path: Path) -> Path:
+    """Write a krb5.conf that never looks anything up on the network, for processes that run no lab realm.
+
+    With the gssapi bindings installed, Negotiate tries Kerberos first; under a distribution's default krb5.conf
+    that means DNS lookups (and KDC requests) for whatever realm it names. Tests point KRB5_CONFIG here so a
+    Negotiate logon to a lab host stays on loopback: the realm's only KDC is a closed loopback port.
+    """
+    path.write_text(
+        f"""[libdefaults]
+    default_realm = {REALM}
+    dns_lookup_kdc = false
+    dns_lookup_realm = false
+    dns_canonicalize_hostname = false
+    rdns = false
+
+[realms]
+    {REALM} = {{
+        kdc = 127.0.0.1:1
+    }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
 class LabKdc:
     """One KDC for the realm ``PROCAUDIT.TEST``. Use ``LabKdc.shared()``; ``start()``/``stop()`` for your own."""
 
