@@ -307,3 +307,17 @@ def _printed_krb5_config(proc: subprocess.Popen[str]) -> str:
         if "KRB5_CONFIG=" in line:
             return line.split("KRB5_CONFIG=", 1)[1].split()[0].strip("'\"")
     raise AssertionError("lab up did not print KRB5_CONFIG")
+
+
+def test_no_ticket_and_no_password(krb_lab: LabHandle, kdc: LabKdc, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "procaudit", "ping", "-i", str(krb_lab.inventory), *_ONE_HOST_JSON],
+        capture_output=True,
+        text=True,
+        env=_env(kdc, tmp_path / "no-such-ccache"),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stderr
+    error = json.loads(result.stdout)["hosts"][0]["error"]
+    assert error["kind"] == "auth" and "no Kerberos ticket and no password" in error["message"], error
