@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -34,13 +35,25 @@ def demo() -> None:
         inventory = Path(workdir) / "lab.yml"
         lab.write_inventory(inventory)
         stderr.print(Rule("procaudit demo: every host below is a lab model served over WinRM on loopback"))
-        stderr.print(f"lab: {len(lab.hosts)} hosts on 127.{lab.subnet}.x.x:{lab.port} (inventory {inventory})\n")
+        stderr.print(f"lab: {len(lab.hosts)} hosts on 127.{lab.subnet}.x.x:{lab.port} (inventory {inventory})")
+        stderr.print(f"lab: WinRM over HTTPS, certificates checked against the lab CA {lab.ca_bundle}\n")
         session = open_session(ConnectionArgs(inventory), credentials)
 
         stderr.print(Rule("1. ping: reach, authenticate, run PowerShell"))
         report = ping(session.targets, session.connect)
         print_rich(_table(report), None)
         _summary(report)
+
+        stderr.print(Rule("certificates are checked: the same host without the lab CA in the trust store"))
+        first = session.targets[0]
+        untrusted = dataclasses.replace(first, options=dataclasses.replace(first.options, ca_bundle=None))
+        failed = ping([untrusted], session.connect).hosts[0]
+        stderr.print(
+            f"{failed.host}: {failed.error.kind if failed.error else 'OK'}: "
+            f"{failed.error.message if failed.error else ''}",
+            highlight=False,
+            markup=False,
+        )
 
         stderr.print(Rule("2. estimate: 4688 volume per host, counted on each host (only hourly counts travel)"))
         groups = {name: host.groups for name, host in session.inventory.hosts.items()}
