@@ -7,8 +7,10 @@ from typing import Any
 from procaudit.facts import GET_PROCAUDIT_FACTS
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
+from procaudit.verify import TEST_PROCESS_CREATION_EVENT
 
 ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     GET_HOST_IDENTITY,
     GET_PROCAUDIT_FACTS,
+    TEST_PROCESS_CREATION_EVENT,
 ]

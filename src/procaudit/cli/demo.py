@@ -8,11 +8,14 @@ from pathlib import Path
 from rich.rule import Rule
 
 from procaudit.cli.app import app
+from procaudit.cli.check import emit_readiness, emit_verify
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
 from procaudit.lab.runtime import Lab, lab_credentials, lab_plan
 from procaudit.ping import ping
-from procaudit.report.output import print_rich
+from procaudit.readiness.engine import check_hosts
+from procaudit.report.output import OutputFormat, print_rich
+from procaudit.verify import verify
 
 
 @app.command("demo")
@@ -33,3 +36,13 @@ def demo() -> None:
         report = ping(session.targets, session.connect)
         print_rich(_table(report), None)
         _summary(report)
+
+        stderr.print(Rule("2. check: will 4688 with command line be logged, and what is in the way"))
+        readiness = check_hosts(session.targets, session.connect)
+        emit_readiness(readiness, OutputFormat.table, None)
+        stderr.print(readiness.summary.text, highlight=False)
+
+        stderr.print(Rule("3. verify: start a marker process on each host and look for its 4688"))
+        proof = verify(session.targets, session.connect, timeout_seconds=3)
+        emit_verify(proof, OutputFormat.table, None)
+        stderr.print(proof.summary.text, highlight=False)
