@@ -4,7 +4,8 @@ Report shape (``ReadinessReport``, JSON schema ``procaudit.check/1``; stable: fi
 
     {"schema": "procaudit.check/1", "generated_at": ..., "lab": bool, "source": "winrm" | "evidence",
      "hosts": [{"host", "address", "groups", "status", "lab", "computer_name", "os", "collected_at",
-                "blocked_by": [check ids that FAIL], "error": {"kind", "message"} | null,
+                "blocked_by": [check ids that FAIL], "problems": {fact part: why unreadable},
+                "error": {"kind", "message"} | null,
                 "findings": [{"check_id", "title", "severity", "status", "detail", "evidence", "remediation"}]}],
      "summary": {"total", "ready", "not_ready", "unknown", "error", "text",
                  "groups": [{"group", "total", "ready", "not_ready", "unknown", "error"}],
@@ -72,6 +73,8 @@ class HostReadiness(BaseModel):
     os: str | None = None
     collected_at: datetime | None = None
     blocked_by: list[str] = []
+    problems: dict[str, str] = {}
+    """Facts that could not be read, and why (the probe's part -> reason)."""
     error: HostError | None = None
     findings: list[Finding] = []
 
@@ -185,6 +188,7 @@ def readiness_for(
         os=os,
         collected_at=facts.collected_at,
         blocked_by=[f.check_id for f in findings if f.status == Status.FAIL],
+        problems=dict(facts.problems),
         findings=findings,
     )
 
