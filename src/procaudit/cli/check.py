@@ -94,6 +94,10 @@ def check_command(
     if (inventory is None) == (evidence is None):
         raise UserInputError("give either --inventory (probe hosts over WinRM) or --evidence (collector files)")
     if evidence is not None:
+        if limit is not None:
+            raise UserInputError(
+                "--limit selects inventory hosts; with --evidence, put only the wanted files in the folder"
+            )
         report = engine.check_evidence(evidence, skip=skip or ())
     else:
         assert inventory is not None
