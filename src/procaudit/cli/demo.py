@@ -11,6 +11,7 @@ from rich.rule import Rule
 from procaudit.cli import estimate as estimate_cli
 from procaudit.cli import plan as plan_cli
 from procaudit.cli.app import app
+from procaudit.cli.check import emit_readiness, emit_verify
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
 from procaudit.estimate import EstimateSettings, estimate
@@ -18,10 +19,12 @@ from procaudit.estimate.render import table as estimate_table
 from procaudit.estimate.report import primary_group
 from procaudit.lab.runtime import Lab, lab_credentials, lab_plan
 from procaudit.ping import ping
-from procaudit.report.output import print_rich
+from procaudit.readiness.engine import check_hosts
+from procaudit.report.output import OutputFormat, print_rich
 from procaudit.rollout import PlanSettings, build_plan
 from procaudit.rollout.plan import estimate_digest
 from procaudit.rollout.render import table as plan_table
+from procaudit.verify import verify
 
 
 @app.command("demo")
@@ -55,13 +58,23 @@ def demo() -> None:
             markup=False,
         )
 
-        stderr.print(Rule("2. estimate: 4688 volume per host, counted on each host (only hourly counts travel)"))
+        stderr.print(Rule("2. check: will 4688 with command line be logged, and what is in the way"))
+        readiness = check_hosts(session.targets, session.connect)
+        emit_readiness(readiness, OutputFormat.table, None)
+        stderr.print(readiness.summary.text, highlight=False)
+
+        stderr.print(Rule("3. verify: start a marker process on each host and look for its 4688"))
+        proof = verify(session.targets, session.connect, timeout_seconds=3)
+        emit_verify(proof, OutputFormat.table, None)
+        stderr.print(proof.summary.text, highlight=False)
+
+        stderr.print(Rule("4. estimate: 4688 volume per host, counted on each host (only hourly counts travel)"))
         groups = {name: host.groups for name, host in session.inventory.hosts.items()}
         estimated = estimate(session.targets, session.connect, EstimateSettings(sample_seconds=60), groups=groups)
         print_rich(estimate_table(estimated), None)
         estimate_cli.summary(estimated)
 
-        stderr.print(Rule("3. plan: a canary, then waves of at most 2 events/s and 4 hosts; busy hosts and DCs last"))
+        stderr.print(Rule("5. plan: a canary, then waves of at most 2 events/s and 4 hosts; busy hosts and DCs last"))
         settings = PlanSettings(canary="1", max_events_per_sec=2.0, max_hosts=4, soak_seconds=1800)
         selected = [(h.name, primary_group(h.groups)) for h in session.inventory.select(None)]
         text = estimated.to_json()

@@ -195,6 +195,8 @@ def record_process_start(host: LabHost, fields: dict[str, str], now: datetime | 
     fields = dict(fields)
     if not (host.cmdline_enabled() == 1 and host.supports_cmdline()):
         fields["CommandLine"] = ""
+    if host.event_version() < 1:
+        fields.pop("CommandLine", None)  # version 0 events have no CommandLine field at all
     if host.event_version() < 2:
         for name in (
             "TargetUserSid",

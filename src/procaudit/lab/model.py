@@ -182,7 +182,10 @@ class LabHost:
         return (major, minor) == (6, 1) and "KB3004375" in self.os.hotfixes
 
     def event_version(self) -> int:
-        return 2 if int(self.os.version.split(".")[0]) >= 10 else 1
+        """4688 version: 2 on Windows 10 / 2016+, 1 where the command line is supported, else 0 (no CommandLine)."""
+        if int(self.os.version.split(".")[0]) >= 10:
+            return 2
+        return 1 if self.supports_cmdline() else 0
 
 
 @dataclass
