@@ -124,7 +124,7 @@ def test_check_evidence_from_collector_files(tmp_path: Path) -> None:
 def test_demo_runs_check_and_verify() -> None:
     result = run_cli("demo", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "2. check" in result.stderr and "3. verify" in result.stderr
+    assert ". check:" in result.stderr and ". verify:" in result.stderr
     assert "3 of 13 hosts ready" in result.stderr  # ready x2 and readers-exposed (WARN only)
     assert "6 of 13 hosts log 4688 with the command line" in result.stderr
     assert "procaudit-verify-" not in result.stdout  # command lines redacted by default

@@ -183,5 +183,5 @@ def test_estimate_bad_options_exit_2(cli_lab: LabHandle, args: list[str], messag
 def test_demo_runs_estimate_and_plan() -> None:
     result = run_cli("demo", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "2. estimate" in result.stderr and "3. plan" in result.stderr
+    assert ". estimate:" in result.stderr and ". plan:" in result.stderr
     assert "procaudit plan - LAB hosts" in result.stdout and "canary" in result.stdout
