@@ -19,12 +19,15 @@ CREDENTIALS = Credentials("LAB\\bench", "bench-only-password")
 
 
 @contextmanager
-def lab_process(count: int, profiles: str, faults: list[str]) -> Iterator[Path]:
+def lab_process(
+    count: int, profiles: str, faults: list[str], options: tuple[str, ...] = ("--transport", "http")
+) -> Iterator[Path]:
+    """A lab in its own process; HTTP with NTLM unless ``options`` say otherwise (the benchmarks' baseline)."""
     workdir = Path(tempfile.mkdtemp(prefix="procaudit-bench-"))
     inventory = workdir / "lab.yml"
     env = {**os.environ, "PROCAUDIT_USER": CREDENTIALS.username, "PROCAUDIT_PASSWORD": CREDENTIALS.password}
     args = [sys.executable, "-m", "procaudit", "lab", "up", "--count", str(count), "--profiles", profiles,
-            "--subnet", str(_free_subnet(5985)), "-i", str(inventory)]
+            "--subnet", str(_free_subnet(5985 if "http" in options else 5986)), "-i", str(inventory), *options]
     for fault in faults:
         args += ["--fault", fault]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -163,17 +163,11 @@ if ($groupsKey) {
     $groupsKey.Close()
 }
 
-# gpresult /x trimmed to the computer's GPO list and the settings procaudit reads.
+# gpresult /x trimmed to the settings procaudit reads and the GPOs that set them.
 $gpResult = $null
 try {
     $doc = New-Object System.Xml.XmlDocument
-    try {
-        $null = & (Join-Path $system32 'gpresult.exe') '/scope' 'computer' '/x' "$tempBase-rsop.xml" '/f' 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "gpresult.exe exited with code $LASTEXITCODE" }
-        $doc.Load("$tempBase-rsop.xml")
-    } finally {
-        if (Test-Path -LiteralPath "$tempBase-rsop.xml") { Remove-Item -LiteralPath "$tempBase-rsop.xml" -Force }
-    }
+    $doc.LoadXml((Get-NativeFileText 'gpresult.exe' @('/scope', 'computer', '/x', "$tempBase-rsop.xml", '/f') "$tempBase-rsop.xml"))
     $gp = 'http://www.microsoft.com/GroupPolicy/Settings/'
     $drop = "/*/*[local-name()!='ComputerResults'] | /*/*/*[local-name()!='GPO' and local-name()!='ExtensionData']" +
         " | /*/*/*[local-name()='GPO']/*[local-name()!='Name' and local-name()!='Path']"
@@ -196,6 +190,15 @@ try {
     }
     foreach ($node in @($doc.SelectNodes("/*/*/*[local-name()='ExtensionData'][not(*[local-name()='Extension']/*)]"))) {
         $null = $node.ParentNode.RemoveChild($node)
+    }
+    $used = @{}
+    foreach ($id in @($doc.SelectNodes("/*/*/*[local-name()='ExtensionData']/*/*/*[local-name()='GPO']/*[local-name()='Identifier']"))) {
+        $used[$id.InnerText.Trim()] = $true
+    }
+    foreach ($node in @($doc.SelectNodes("/*/*/*[local-name()='GPO']"))) {
+        if (-not $used.ContainsKey((Get-ChildText $node 'Identifier' 'http://www.microsoft.com/GroupPolicy/Types'))) {
+            $null = $node.ParentNode.RemoveChild($node)
+        }
     }
     $gpResult = $doc.OuterXml
 } catch { $errors['GpResult'] = $_.Exception.Message }

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from procaudit.estimate.measure import MEASURE_RATE, MEASURE_SAMPLE
 from procaudit.facts import GET_PROCAUDIT_FACTS
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
+from procaudit.verify import TEST_PROCESS_CREATION_EVENT
 
 ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     GET_HOST_IDENTITY,
+    MEASURE_RATE,
+    MEASURE_SAMPLE,
     GET_PROCAUDIT_FACTS,
+    TEST_PROCESS_CREATION_EVENT,
 ]

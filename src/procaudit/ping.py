@@ -45,6 +45,7 @@ class PingHost(BaseModel):
     os_build: str | None = None
     connect_ms: float | None = None
     rtt_ms: float | None = None
+    elapsed_ms: float | None = None  # until the host was done: answered, or its failure classified
     error: PingError | None = None
     lab: bool = False
 
@@ -65,10 +66,12 @@ class _Timed(BaseModel):
 
 
 def _ping_one(connector: Connector) -> _Timed:
+    # One deadline (script_timeout) for the whole ping of a host: connecting, authenticating and the script.
+    budget = connector.target.options.script_timeout
     started = time.perf_counter()
     connector.open()
     opened = time.perf_counter()
-    identity = connector.run(GET_HOST_IDENTITY, NoParams())
+    identity = connector.run(GET_HOST_IDENTITY, NoParams(), timeout=max(budget - (opened - started), 0.001))
     done = time.perf_counter()
     return _Timed(
         identity=identity, connect_ms=round((opened - started) * 1000, 1), rtt_ms=round((done - opened) * 1000, 1)
@@ -92,6 +95,7 @@ def _to_host(outcome: HostOutcome[_Timed]) -> PingHost:
             os_build=ident.os_build,
             connect_ms=outcome.value.connect_ms,
             rtt_ms=outcome.value.rtt_ms,
+            elapsed_ms=round(outcome.elapsed * 1000, 1),
         )
     error = outcome.error
     assert error is not None
@@ -103,6 +107,7 @@ def _to_host(outcome: HostOutcome[_Timed]) -> PingHost:
         status="ERROR",
         reachable=kind not in ("unreachable", "tls", "cancelled"),
         authenticated=kind not in ("unreachable", "tls", "auth", "cancelled"),
+        elapsed_ms=round(outcome.elapsed * 1000, 1),
         error=PingError(kind=kind, message=str(error)),
     )
 

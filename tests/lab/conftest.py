@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from procaudit.inventory import Overrides, load_inventory, to_targets
 from procaudit.lab.faults import parse_fault_rule
+from procaudit.lab.kdc import offline_krb5_config
 from procaudit.lab.runtime import Lab, lab_credentials
 from procaudit.transport.base import Credentials, HostTarget
 from procaudit.transport.psrp import PsrpConnector
+
+# No test may send a Kerberos request or a DNS query off this machine: until a test starts the lab realm
+# (LabKdc.shared() then points KRB5_CONFIG at it), Kerberos sees only an offline realm on a closed loopback port.
+OFFLINE_KRB5_CONFIG = offline_krb5_config(Path(tempfile.mkdtemp(prefix="procaudit-test-krb5-")) / "krb5.conf")
+os.environ["KRB5_CONFIG"] = str(OFFLINE_KRB5_CONFIG)
+os.environ.pop("KRB5CCNAME", None)
 
 
 class LabHandle:
@@ -31,8 +41,9 @@ class LabHandle:
         return self.lab.hosts[name].endpoint
 
 
-def start_lab(tmp_path: Path, plan: list[str], faults: list[str] | None = None) -> Iterator[LabHandle]:
-    lab = Lab(plan, credentials=lab_credentials(), faults=[parse_fault_rule(f) for f in faults or []])
+def start_lab(tmp_path: Path, plan: list[str], faults: list[str] | None = None, **options: Any) -> Iterator[LabHandle]:
+    """A lab (HTTPS with its CA by default; ``transport="http"``, ``kerberos=True``, ``auth=...`` as ``Lab`` takes)."""
+    lab = Lab(plan, credentials=lab_credentials(), faults=[parse_fault_rule(f) for f in faults or []], **options)
     with lab:
         inventory = tmp_path / "lab.yml"
         lab.write_inventory(inventory)

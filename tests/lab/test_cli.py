@@ -128,7 +128,7 @@ def test_bad_option_values_exit_2(small_lab: LabHandle) -> None:
 def test_lab_up_serves_until_sigterm(tmp_path: Path) -> None:
     inventory = tmp_path / "up.yml"
     env = {**os.environ, "PROCAUDIT_USER": "LAB\\tester", "PROCAUDIT_PASSWORD": "Lab-Up-Secret-1"}
-    subnet = str(_free_subnet(5985))
+    subnet = str(_free_subnet(5986))
     proc = subprocess.Popen(
         [
             sys.executable,

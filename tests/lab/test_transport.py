@@ -13,7 +13,6 @@ from procaudit.errors import (
     ContractError,
     DeadlineError,
     RemoteScriptError,
-    TlsError,
     UnreachableError,
 )
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
@@ -88,12 +87,6 @@ def test_dropped_connection(fault_lab: LabHandle) -> None:
 def test_slow_host_still_answers(fault_lab: LabHandle) -> None:
     with fault_lab.connector("lab-small-log-01") as conn:
         assert conn.run(GET_HOST_IDENTITY, NoParams()).os_build == "17763"
-
-
-def test_https_client_against_an_http_listener_is_a_tls_error(fault_lab: LabHandle) -> None:
-    target = fault_lab.target("lab-ready-02", transport="https", port=5985)
-    with pytest.raises(TlsError, match="does not speak TLS"), PsrpConnector(target, fault_lab.credentials) as c:
-        c.open()
 
 
 def test_lab_refuses_script_text_that_is_not_shipped(fault_lab: LabHandle) -> None:

@@ -29,3 +29,21 @@ def test_probe_returns_parseable_raw_material(live: PsrpConnector) -> None:
     assert facts.policy is not None and not facts.policy.repaired
     assert abs(facts.collected_at - datetime.now(UTC)) < timedelta(minutes=10)
     assert facts.scom.installed == (facts.scom.state is not None)
+
+
+def test_verify_marker_is_found_on_windows(live: PsrpConnector) -> None:
+    # On a host with auditing and command lines on, the marker's 4688 must be found by process id and carry the
+    # marker; elsewhere the script must still finish within its timeout with a clear no-event answer.
+    from procaudit.verify import TEST_PROCESS_CREATION_EVENT, VerifyParams, judge, new_nonce
+
+    nonce = new_nonce()
+    result = live.run(TEST_PROCESS_CREATION_EVENT, VerifyParams(nonce=nonce, timeout_seconds=20), timeout=60)
+    assert result.nonce == nonce and result.marker_process_id.startswith("0x")
+    _status, reason, _detail, _latency = judge(result)
+    if result.event is not None:
+        assert result.event.new_process_name is not None
+        assert result.event.new_process_name.lower().endswith("\\cmd.exe")
+        if result.command_line_has_marker:
+            assert f"/d /c rem procaudit-verify-{nonce}" in (result.event.command_line or "")
+    else:
+        assert reason == "no_event" and result.waited_milliseconds >= 20000

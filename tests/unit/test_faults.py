@@ -16,3 +16,19 @@ def test_fault_rules_match_globs_and_later_rules_replace_earlier_ones() -> None:
 def test_bad_fault_specs_are_user_errors(spec: str) -> None:
     with pytest.raises(UserInputError):
         parse_fault_rule(spec)
+
+
+@pytest.mark.parametrize("kind", ["tls-mismatch", "tls-expired", "tls-untrusted", "no-spn"])
+def test_certificate_and_kerberos_faults_parse(kind: str) -> None:
+    assert faults_for("lab-dc-01", [parse_fault_rule(f"lab-dc-*={kind}")]) == [Fault(kind)]  # type: ignore[arg-type]
+
+
+def test_faults_that_need_another_kind_of_lab_are_user_errors() -> None:
+    from procaudit.lab.runtime import Lab, lab_credentials
+
+    with pytest.raises(UserInputError, match="needs the HTTPS transport"):
+        Lab(["ready"], credentials=lab_credentials(), transport="http", faults=[parse_fault_rule("*=tls-expired")])
+    with pytest.raises(UserInputError, match="needs a Kerberos lab"):
+        Lab(["ready"], credentials=lab_credentials(), faults=[parse_fault_rule("*=no-spn")])
+    with pytest.raises(UserInputError, match="certificate auth needs the HTTPS transport"):
+        Lab(["ready"], credentials=lab_credentials(), transport="http", auth="certificate")

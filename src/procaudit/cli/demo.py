@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
 from rich.rule import Rule
 
+from procaudit.cli import estimate as estimate_cli
+from procaudit.cli import plan as plan_cli
 from procaudit.cli.app import app
+from procaudit.cli.check import emit_readiness, emit_verify
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
+from procaudit.estimate import EstimateSettings, estimate
+from procaudit.estimate.render import table as estimate_table
+from procaudit.estimate.report import primary_group
 from procaudit.lab.runtime import Lab, lab_credentials, lab_plan
 from procaudit.ping import ping
-from procaudit.report.output import print_rich
+from procaudit.readiness.engine import check_hosts
+from procaudit.report.output import OutputFormat, print_rich
+from procaudit.rollout import PlanSettings, build_plan
+from procaudit.rollout.plan import estimate_digest
+from procaudit.rollout.render import table as plan_table
+from procaudit.verify import verify
 
 
 @app.command("demo")
@@ -26,10 +38,46 @@ def demo() -> None:
         inventory = Path(workdir) / "lab.yml"
         lab.write_inventory(inventory)
         stderr.print(Rule("procaudit demo: every host below is a lab model served over WinRM on loopback"))
-        stderr.print(f"lab: {len(lab.hosts)} hosts on 127.{lab.subnet}.x.x:{lab.port} (inventory {inventory})\n")
+        stderr.print(f"lab: {len(lab.hosts)} hosts on 127.{lab.subnet}.x.x:{lab.port} (inventory {inventory})")
+        stderr.print(f"lab: WinRM over HTTPS, certificates checked against the lab CA {lab.ca_bundle}\n")
         session = open_session(ConnectionArgs(inventory), credentials)
 
         stderr.print(Rule("1. ping: reach, authenticate, run PowerShell"))
         report = ping(session.targets, session.connect)
         print_rich(_table(report), None)
         _summary(report)
+
+        stderr.print(Rule("certificates are checked: the same host without the lab CA in the trust store"))
+        first = session.targets[0]
+        untrusted = dataclasses.replace(first, options=dataclasses.replace(first.options, ca_bundle=None))
+        failed = ping([untrusted], session.connect).hosts[0]
+        stderr.print(
+            f"{failed.host}: {failed.error.kind if failed.error else 'OK'}: "
+            f"{failed.error.message if failed.error else ''}",
+            highlight=False,
+            markup=False,
+        )
+
+        stderr.print(Rule("2. check: will 4688 with command line be logged, and what is in the way"))
+        readiness = check_hosts(session.targets, session.connect)
+        emit_readiness(readiness, OutputFormat.table, None)
+        stderr.print(readiness.summary.text, highlight=False)
+
+        stderr.print(Rule("3. verify: start a marker process on each host and look for its 4688"))
+        proof = verify(session.targets, session.connect, timeout_seconds=3)
+        emit_verify(proof, OutputFormat.table, None)
+        stderr.print(proof.summary.text, highlight=False)
+
+        stderr.print(Rule("4. estimate: 4688 volume per host, counted on each host (only hourly counts travel)"))
+        groups = {name: host.groups for name, host in session.inventory.hosts.items()}
+        estimated = estimate(session.targets, session.connect, EstimateSettings(sample_seconds=60), groups=groups)
+        print_rich(estimate_table(estimated), None)
+        estimate_cli.summary(estimated)
+
+        stderr.print(Rule("5. plan: a canary, then waves of at most 2 events/s and 4 hosts; busy hosts and DCs last"))
+        settings = PlanSettings(canary="1", max_events_per_sec=2.0, max_hosts=4, soak_seconds=1800)
+        selected = [(h.name, primary_group(h.groups)) for h in session.inventory.select(None)]
+        text = estimated.to_json()
+        rollout = build_plan(estimated, selected, settings, estimate_sha256=estimate_digest(text))
+        print_rich(plan_table(rollout), None)
+        plan_cli.summary(rollout)

@@ -110,7 +110,11 @@ def open_session(args: ConnectionArgs, credentials: Credentials | None = None) -
             highlight=False,
         )
     needs_password = any(t.options.auth not in ("kerberos", "certificate") for t in targets)
-    base = credentials or resolve_credentials(args.user, needs_password=needs_password)
+    # When the inventory names the one account every host uses (a lab's Kerberos principal, say), no
+    # PROCAUDIT_USER is needed; --user and per-host users still win where they are set.
+    named = {t.username for t in targets}
+    user = args.user or (named.pop() if len(named) == 1 else None)
+    base = credentials or resolve_credentials(user, needs_password=needs_password)
     from procaudit.transport.psrp import PsrpConnector  # imported here: keeps --help fast
 
     def connect(target: HostTarget) -> Connector:

@@ -115,6 +115,7 @@ def _csv(report: PingReport) -> str:
         "os_build",
         "connect_ms",
         "rtt_ms",
+        "elapsed_ms",
         "error",
         "lab",
     ]

@@ -1,10 +1,23 @@
-"""The lab's WinRM listener: HTTP/1.1 keep-alive, Negotiate (NTLM) authentication, WinRM message encryption.
+"""The lab's WinRM listener: HTTP/1.1 keep-alive over TCP or TLS, Windows' authentication schemes, message encryption.
 
 One ``LabServer`` serves many lab hosts, each on its own loopback address, from a single accept thread;
 each accepted connection gets its own thread (NTLM authenticates a connection, not a request). Faults are
 applied here, where Windows or the network would show them: a host that is down never completes the TCP
 handshake, a refusing host has no listener, a slow host answers every exchange late, a dropping host
-cuts the connection in the middle of a response.
+cuts the connection in the middle of a response, a host with a bad certificate fails the TLS handshake.
+
+Authentication, as a WinRM listener with these schemes enabled does it:
+
+* ``Negotiate`` (SPNEGO: Kerberos or NTLM, or a raw Kerberos/NTLM token) and ``Kerberos`` with pyspnego's
+  acceptor; Kerberos needs the lab KDC's keytab (``KRB5_KTNAME``, see ``lab/kdc.py``);
+* ``CredSSP`` with pyspnego's CredSSP acceptor (NTLM inside); the delegated password is checked against the
+  account and then dropped;
+* certificate auth over HTTPS: the client presents a certificate from the lab CA whose UPN maps to an account
+  (``Authorization: http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual``).
+
+Over HTTP every body must be wrapped with WinRM message encryption (SPNEGO, Kerberos or CredSSP framing, by
+the scheme the client used); over HTTPS bodies are plain SOAP and TLS protects them, and a Negotiate/Kerberos
+logon carries channel bindings (the server certificate's hash) that must match.
 """
 
 from __future__ import annotations
@@ -19,15 +32,18 @@ import ssl
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import spnego
+import spnego.channel_bindings
 from pypsrp.encryption import WinRMEncryption
 from spnego._ntlm_raw.crypto import ntowfv1  # pyspnego's MD4-based NT hash (hashlib has no MD4 on OpenSSL 3)
 
 from procaudit.errors import UserInputError
 from procaudit.lab.faults import Fault
+from procaudit.lab.pki import HostTls, upn_of
 from procaudit.lab.wsman import Executor, ScriptOutcome, ScriptRun, ShellService
 
 log = logging.getLogger(__name__)
@@ -35,7 +51,13 @@ log = logging.getLogger(__name__)
 _MAX_HEADER_LINES = 100
 _MAX_BODY = 16 * 1024 * 1024
 _IDLE_SECONDS = 120.0  # a keep-alive connection with no request for this long is closed
-_SPNEGO_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+_MUTUAL_CERT_AUTH = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+_ENCRYPTION = {  # the WinRM encryption protocol that goes with each scheme
+    "negotiate": WinRMEncryption.SPNEGO,
+    "kerberos": WinRMEncryption.KERBEROS,
+    "credssp": WinRMEncryption.CREDSSP,
+}
+DEFAULT_SCHEMES: tuple[str, ...] = ("Negotiate", "Kerberos", "CredSSP")
 
 
 @dataclass
@@ -48,9 +70,13 @@ class EndpointStats:
     connections: int = 0
     pipelines: int = 0
     stops: int = 0  # pipelines the client stopped (PSRP ctrl_c signal)
+    logons: Counter[str] = field(default_factory=Counter)  # completed logons by mechanism: kerberos, ntlm, ...
+    encrypted: Counter[str] = field(default_factory=Counter)  # message-encrypted bodies by WinRM protocol
 
     def reset(self) -> None:
         self.bytes_in = self.bytes_out = self.requests = self.connections = self.pipelines = self.stops = 0
+        self.logons.clear()
+        self.encrypted.clear()
 
 
 @dataclass
@@ -63,7 +89,9 @@ class HostEndpoint:
     executor: Executor
     faults: list[Fault] = field(default_factory=list)
     private_data: dict[str, object] = field(default_factory=dict)
-    tls: ssl.SSLContext | None = None
+    tls: HostTls | None = None
+    auth_schemes: tuple[str, ...] = DEFAULT_SCHEMES  # what the 401 offers, in Windows' order
+    certificate_map: dict[str, str] = field(default_factory=dict)  # client certificate UPN (lower) -> account
     stats: EndpointStats = field(default_factory=EndpointStats)
     shells: ShellService = field(init=False)
     _stats_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -143,6 +171,15 @@ class CredentialStore:
                 handle.write(text)
             os.environ["NTLM_USER_FILE"] = cls._path
 
+    @classmethod
+    def verify(cls, domain: str, user: str, password: str) -> bool:
+        """Whether a delegated (CredSSP) credential is a lab account with its password."""
+        with cls._lock:
+            return any(
+                u.lower() == user.lower() and (not d or not domain or d.lower() == domain.lower()) and p == password
+                for d, u, p in cls._entries
+            )
+
 
 def _remove_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
@@ -164,13 +201,16 @@ class _ConnectionClosed(Exception):
 
 
 class _Connection:
-    """One client TCP connection to one lab host."""
+    """One client TCP (or TLS) connection to one lab host."""
 
     def __init__(self, endpoint: HostEndpoint, sock: socket.socket, stopping: threading.Event) -> None:
         self.endpoint = endpoint
         self.sock = sock
         self.stopping = stopping
+        self.tls = isinstance(sock, ssl.SSLSocket)
         self.context: spnego.ContextProxy | None = None
+        self.scheme = ""
+        self.authenticated = False
         self.encryption: WinRMEncryption | None = None
         self.buffer = b""
 
@@ -187,9 +227,8 @@ class _Connection:
                 except (_ConnectionClosed, OSError):
                     raise
                 except Exception as exc:  # a garbled request must not take the listener down; Windows answers 400
-                    log.info("lab %s: bad request: %r", self.endpoint.name, exc)
-                    self.context = None
-                    self.encryption = None
+                    log.info("lab %s: bad request: %s", self.endpoint.name, type(exc).__name__)
+                    self._reset_auth()
                     self._send(400, "Bad Request", {"Connection": "close"}, b"")
                     raise _ConnectionClosed from exc
         except (_ConnectionClosed, OSError, ssl.SSLError):
@@ -230,9 +269,18 @@ class _Connection:
         self.endpoint.count(requests=1)
         return _Request(method, path, headers, body)
 
-    def _send(self, status: int, reason: str, headers: dict[str, str], body: bytes, *, cut: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        reason: str,
+        headers: dict[str, str] | list[tuple[str, str]],
+        body: bytes,
+        *,
+        cut: bool = False,
+    ) -> None:
+        pairs = list(headers.items()) if isinstance(headers, dict) else headers
         head = f"HTTP/1.1 {status} {reason}\r\nServer: Microsoft-HTTPAPI/2.0\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head += "".join(f"{k}: {v}\r\n" for k, v in pairs)
         head += f"Content-Length: {len(body)}\r\n\r\n"
         data = head.encode("latin-1") + body
         if cut:  # the 'drop' fault: half a response, then the connection is gone
@@ -243,61 +291,153 @@ class _Connection:
             raise _ConnectionClosed
 
     # -- authentication and encryption -------------------------------------------------------------------
+    def _reset_auth(self) -> None:
+        self.context = None
+        self.scheme = ""
+        self.authenticated = False
+        self.encryption = None
+
+    def _challenge(self) -> list[tuple[str, str]]:
+        """The 401 of a listener: one WWW-Authenticate header per enabled scheme, as HTTP.sys sends them."""
+        return [("WWW-Authenticate", scheme) for scheme in self.endpoint.auth_schemes]
+
+    def _unauthorized(self) -> None:
+        self._reset_auth()
+        self._send(401, "Unauthorized", self._challenge(), b"")
+
     def _respond(self, request: _Request) -> None:
         if request.method != "POST" or request.path.split("?")[0].rstrip("/").lower() != "/wsman":
             self._send(404, "Not Found", {}, b"")
             return
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() in ("negotiate", "kerberos"):
-            self._authenticate(base64.b64decode(token.strip() or ""), request)
+        scheme = scheme.lower()
+        offered = {s.lower() for s in self.endpoint.auth_schemes}
+        if scheme in ("negotiate", "kerberos", "credssp") and scheme in offered:
+            self._authenticate(scheme, base64.b64decode(token.strip() or ""), request)
             return
-        if self.encryption is None:
-            self._send(401, "Unauthorized", {"WWW-Authenticate": "Negotiate"}, b"")
+        if authorization.strip() == _MUTUAL_CERT_AUTH:
+            self._certificate_logon(request)
+            return
+        if not self.authenticated:
+            self._unauthorized()
             return
         self._serve_soap(request)
 
-    def _authenticate(self, token: bytes, request: _Request) -> None:
-        if self.context is None or self.context.complete:
-            self.context = spnego.server(protocol="negotiate", options=spnego.NegotiateOptions.wrapping_winrm)
-            self.encryption = None
+    def _new_context(self, scheme: str) -> spnego.ContextProxy:
+        bindings = None
+        if self.tls and self.endpoint.tls is not None:
+            # The client binds its logon to the certificate it saw (RFC 5929); a man in the middle has another.
+            bindings = spnego.channel_bindings.GssChannelBindings(application_data=self.endpoint.tls.channel_binding)
+        if scheme == "credssp":
+            return spnego.server(protocol="credssp")
+        return spnego.server(
+            protocol="kerberos" if scheme == "kerberos" else "negotiate",
+            options=spnego.NegotiateOptions.wrapping_winrm,
+            channel_bindings=bindings,
+        )
+
+    def _authenticate(self, scheme: str, token: bytes, request: _Request) -> None:
+        if self.context is None or self.context.complete or scheme != self.scheme:
+            self._reset_auth()
+            self.scheme = scheme
+            self.context = self._new_context(scheme)
         try:
             out_token = self.context.step(token)
         except spnego.exceptions.SpnegoError as exc:
-            log.info("lab %s: authentication failed: %s", self.endpoint.name, exc)
-            self.context = None
-            self._send(401, "Unauthorized", {"WWW-Authenticate": "Negotiate"}, b"")
+            # Only the class: a message could carry client-supplied text, and never anything secret.
+            log.info("lab %s: %s logon failed: %s", self.endpoint.name, scheme, type(exc).__name__)
+            self._unauthorized()
             return
         if not self.context.complete:
-            header = "Negotiate " + base64.b64encode(out_token or b"").decode()
+            label = "CredSSP" if scheme == "credssp" else scheme.capitalize()
+            header = f"{label} " + base64.b64encode(out_token or b"").decode()
             self._send(401, "Unauthorized", {"WWW-Authenticate": header}, b"")
             return
-        if self.endpoint.fault("auth-fail"):
-            self.context = None
-            self._send(401, "Unauthorized", {"WWW-Authenticate": "Negotiate"}, b"")
+        if scheme == "credssp" and not self._delegation_ok():
+            self._unauthorized()
             return
-        self.encryption = WinRMEncryption(self.context, WinRMEncryption.SPNEGO)
+        if self.endpoint.fault("auth-fail"):
+            self._unauthorized()
+            return
+        self.authenticated = True
+        with self.endpoint._stats_lock:
+            self.endpoint.stats.logons[_mechanism(scheme, self.context)] += 1
+        if not self.tls:
+            self.encryption = WinRMEncryption(self.context, _ENCRYPTION[scheme])
         # The final SPNEGO token (mechListMIC) must reach the client in this 200, or its first decrypt fails.
-        headers = {"WWW-Authenticate": "Negotiate " + base64.b64encode(out_token).decode()} if out_token else {}
+        label = "Kerberos" if scheme == "kerberos" else "Negotiate"
+        headers = {"WWW-Authenticate": f"{label} " + base64.b64encode(out_token).decode()} if out_token else {}
         if request.body:
             self._serve_soap(request, extra_headers=headers)
         else:
             self._send(200, "OK", headers, b"")
 
-    def _serve_soap(self, request: _Request, extra_headers: dict[str, str] | None = None) -> None:
-        assert self.encryption is not None
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/encrypted"):
-            # Windows refuses unencrypted bodies on HTTP when AllowUnencrypted is false (the default).
-            self._send(401, "Unauthorized", {"WWW-Authenticate": "Negotiate"}, b"")
+    def _delegation_ok(self) -> bool:
+        """CredSSP hands the server the user's password: it must be a lab account's. It is checked, then dropped."""
+        assert self.context is not None
+        creds = self.context.get_extra_info("client_credential")
+        ok = bool(creds) and CredentialStore.verify(
+            getattr(creds, "domain_name", "") or "",
+            getattr(creds, "username", "") or "",
+            getattr(creds, "password", ""),
+        )
+        if creds is not None and hasattr(self.context, "_ts_credential"):
+            self.context._ts_credential = None  # keep no delegated password around after the check
+        return ok
+
+    def _certificate_logon(self, request: _Request) -> None:
+        """WinRM certificate auth: TLS client certificate from a trusted issuer whose UPN maps to an account."""
+        peer = self.sock.getpeercert(binary_form=True) if isinstance(self.sock, ssl.SSLSocket) else None
+        upn = upn_of(peer) if peer else None
+        account = self.endpoint.certificate_map.get(upn.lower()) if upn else None
+        if account is None or self.endpoint.fault("auth-fail"):
+            log.info("lab %s: certificate logon refused (%s)", self.endpoint.name, "no mapping" if peer else "no cert")
+            self._unauthorized()
             return
-        envelope = self.encryption.unwrap_message(request.body, "Encrypted Boundary")
+        if not (self.authenticated and self.scheme == "certificate"):  # every request names the scheme again
+            self.scheme = "certificate"
+            self.authenticated = True
+            with self.endpoint._stats_lock:
+                self.endpoint.stats.logons["certificate"] += 1
+        self._serve_soap(request)
+
+    def _serve_soap(self, request: _Request, extra_headers: dict[str, str] | None = None) -> None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("multipart/encrypted", "multipart/x-multi-encrypted")):
+            if self.encryption is None:
+                if self.context is None or self.scheme not in _ENCRYPTION:
+                    self._unauthorized()
+                    return
+                self.encryption = WinRMEncryption(self.context, _ENCRYPTION[self.scheme])  # asked for over HTTPS
+            envelope = self.encryption.unwrap_message(request.body, "Encrypted Boundary")
+            with self.endpoint._stats_lock:
+                self.endpoint.stats.encrypted[self.encryption.protocol] += 1
+        elif self.tls:
+            envelope = request.body
+        else:
+            # Windows refuses unencrypted bodies on HTTP when AllowUnencrypted is false (the default).
+            self._unauthorized()
+            return
         cut = bool(self.endpoint.fault("drop")) and b"/windows/shell/Receive<" in envelope and b"CommandId=" in envelope
         status, reply = self.endpoint.shells.handle(envelope)
-        wrapped_type, payload = self.encryption.wrap_message(reply)
         headers = dict(extra_headers or {})
-        headers["Content-Type"] = f'{wrapped_type};protocol="{_SPNEGO_PROTOCOL}";boundary="Encrypted Boundary"'
+        if self.encryption is not None:
+            wrapped_type, payload = self.encryption.wrap_message(reply)
+            protocol = self.encryption.protocol
+            headers["Content-Type"] = f'{wrapped_type};protocol="{protocol}";boundary="Encrypted Boundary"'
+        else:
+            payload = reply
+            headers["Content-Type"] = "application/soap+xml;charset=UTF-8"
         self._send(status, "OK" if status == 200 else "Internal Server Error", headers, payload, cut=cut)
+
+
+def _mechanism(scheme: str, context: spnego.ContextProxy) -> str:
+    """What really authenticated the client: Negotiate may carry Kerberos or NTLM."""
+    if scheme == "credssp":
+        return "credssp"
+    protocol = str(getattr(context, "negotiated_protocol", "") or scheme).lower()
+    return "kerberos" if "kerberos" in protocol else "ntlm" if "ntlm" in protocol else protocol
 
 
 class LabServer:
@@ -360,17 +500,25 @@ class LabServer:
         endpoint.count(connections=1)
         with self._conn_lock:
             self._connections.add(sock)
+        current = sock
         try:
             if endpoint.tls is not None:
+                sock.settimeout(_IDLE_SECONDS)
                 try:
-                    sock = endpoint.tls.wrap_socket(sock, server_side=True)
+                    current = endpoint.tls.context.wrap_socket(sock, server_side=True)  # takes over the descriptor
                 except (ssl.SSLError, OSError) as exc:
                     log.info("lab %s: TLS handshake failed: %s", endpoint.name, exc)
                     return
-            _Connection(endpoint, sock, self._stopping).serve()
+                with self._conn_lock:
+                    self._connections.discard(sock)
+                    self._connections.add(current)
+            _Connection(endpoint, current, self._stopping).serve()
         finally:
             with self._conn_lock:
                 self._connections.discard(sock)
+                self._connections.discard(current)
+            with contextlib.suppress(OSError):
+                current.close()
 
     def stop(self) -> None:
         self._stopping.set()

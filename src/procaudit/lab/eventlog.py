@@ -10,6 +10,7 @@ not days. This is the ground truth the estimate is tested against, for a hundred
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -124,18 +125,22 @@ def _bytes_per_hour(host: LabHost, hour: datetime) -> float:
 
 def oldest_retained(host: LabHost, now: datetime | None = None) -> datetime:
     """The oldest record still in the Security log: overwrite-as-needed keeps the newest max_size bytes."""
-    now = now or datetime.now(UTC)
-    budget = float(host.security_log.max_size)
+    return _oldest(lambda hour: _bytes_per_hour(host, hour), host.security_log.max_size, now or datetime.now(UTC))
+
+
+def _oldest(bytes_per_hour: Callable[[datetime], float], max_size: int, now: datetime) -> datetime:
+    """Walk back from ``now`` until the newest ``max_size`` bytes are used up: there is the oldest record."""
+    budget = float(max_size)
     hour = now.replace(minute=0, second=0, microsecond=0)
     fraction = (now - hour) / HOUR
-    used = _bytes_per_hour(host, hour) * fraction
+    used = bytes_per_hour(hour) * fraction
     floor = now - _HISTORY
     while used < budget and hour > floor:
         hour -= HOUR
-        used += _bytes_per_hour(host, hour)
+        used += bytes_per_hour(hour)
     if used <= budget:
         return floor
-    overshoot = (used - budget) / max(_bytes_per_hour(host, hour), 1.0)
+    overshoot = (used - budget) / max(bytes_per_hour(hour), 1.0)
     return hour + HOUR * min(overshoot, 1.0)
 
 
@@ -210,3 +215,88 @@ def record_process_start(host: LabHost, fields: dict[str, str], now: datetime | 
 def _next_record_id(host: LabHost) -> int:
     base = int(log_stats(host).record_count) + 1000
     return base + len(host.events)
+
+
+# -- what 'procaudit estimate' reads ------------------------------------------------------------------------
+# Rendered XML (EventRecord.ToXml()) is about twice the binary record on disk: median 1,509 characters for a
+# 4688 record of 752 bytes (../shared/reference/events_detections.md, section 2.4).
+XML_CHARS_PER_DISK_BYTE = 2.0
+
+
+def sysmon_logged_in_hour(host: LabHost, hour: datetime) -> float:
+    """Sysmon event 1 records written in that hour: one per process start while Sysmon runs."""
+    if not host.services.sysmon:
+        return 0.0
+    since = host.sysmon_log.since
+    if since is not None and hour + HOUR <= since:
+        return 0.0
+    share = 1.0 if since is None or since <= hour else (hour + HOUR - since) / HOUR
+    return starts_in_hour(host, hour) * share
+
+
+def _sysmon_bytes_per_hour(host: LabHost, hour: datetime) -> float:
+    log = host.sysmon_log
+    if not host.services.sysmon:
+        return 0.0
+    other = log.other_events_per_day / 24 * log.other_record_size
+    return sysmon_logged_in_hour(host, hour) * log.record_size + other
+
+
+def sysmon_oldest_retained(host: LabHost, now: datetime) -> datetime:
+    """The oldest record in the Sysmon channel (overwrite as needed, like the Security log)."""
+    return _oldest(lambda hour: _sysmon_bytes_per_hour(host, hour), host.sysmon_log.max_size, now)
+
+
+def sysmon_hourly_counts(host: LabHost, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """Per hour in [start, end): Sysmon event 1 records still in the channel."""
+    oldest = sysmon_oldest_retained(host, end)
+    rows = []
+    for hour in _hours(start, end):
+        lo, hi = max(hour, start, oldest), min(hour + HOUR, end)
+        share = max((hi - lo) / HOUR, 0.0)
+        rows.append((hour, round(sysmon_logged_in_hour(host, hour) * share)))
+    return rows
+
+
+def process_starts_between(host: LabHost, start: datetime, end: datetime) -> int:
+    """Process starts in [start, end), as a live Win32_ProcessStartTrace subscription would count them."""
+    total = 0.0
+    for hour in _hours(start, end):
+        lo, hi = max(hour, start), min(hour + HOUR, end)
+        total += starts_in_hour(host, hour) * max((hi - lo) / HOUR, 0.0)
+    return round(total)
+
+
+@dataclass(frozen=True)
+class SizeSample:
+    """What reading the newest records of the Security log and measuring their rendered XML gives."""
+
+    process_records: int
+    process_xml_chars: int
+    with_command_line: int
+    other_records: int
+    other_xml_chars: int
+
+
+def size_sample(host: LabHost, now: datetime, count: int, process_records: int) -> SizeSample:
+    """XML lengths of the newest ``count`` 4688 records (of ``process_records`` in the log) and of other records.
+
+    The newest other records mix 4689 and the rest of the traffic in the proportion of the current hour.
+    """
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    process, cmdline = logged_in_hour(host, 4688, hour)
+    terminations, _ = logged_in_hour(host, 4689, hour)
+    other = host.security_log.other_events_per_day / 24
+    record_xml = host.security_log.record_size * XML_CHARS_PER_DISK_BYTE
+    sampled = min(count, process_records)
+    with_cmdline = round(sampled * cmdline / process) if process else 0
+    other_xml = (terminations * record_xml + other * OTHER_RECORD_SIZE * XML_CHARS_PER_DISK_BYTE) / (
+        terminations + other
+    )
+    return SizeSample(
+        process_records=sampled,
+        process_xml_chars=round(sampled * record_xml),
+        with_command_line=with_cmdline,
+        other_records=count,
+        other_xml_chars=round(count * other_xml),
+    )

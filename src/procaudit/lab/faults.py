@@ -8,8 +8,22 @@ from typing import Literal
 
 from procaudit.errors import UserInputError
 
-FaultKind = Literal["down", "refuse", "auth-fail", "slow", "hang", "drop"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("down", "refuse", "auth-fail", "slow", "hang", "drop")
+FaultKind = Literal[
+    "down", "refuse", "auth-fail", "slow", "hang", "drop", "tls-mismatch", "tls-expired", "tls-untrusted", "no-spn"
+]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "down",
+    "refuse",
+    "auth-fail",
+    "slow",
+    "hang",
+    "drop",
+    "tls-mismatch",  # the HTTPS certificate names another host
+    "tls-expired",  # the HTTPS certificate has expired
+    "tls-untrusted",  # the HTTPS certificate comes from a CA outside the lab's bundle
+    "no-spn",  # the realm has no HTTP/<host> service principal (Kerberos labs)
+)
+FAULT_HELP = "down, refuse, auth-fail, slow:<ms>, hang, drop, tls-mismatch, tls-expired, tls-untrusted, no-spn"
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,7 @@ def parse_fault(text: str) -> Fault:
             raise UserInputError(f"fault 'slow' needs a latency in milliseconds, e.g. slow:50 (got {text!r})")
         return Fault("slow", int(arg))
     if kind not in FAULT_KINDS or arg:
-        raise UserInputError(f"unknown fault {text!r}; use one of down, refuse, auth-fail, slow:<ms>, hang, drop")
+        raise UserInputError(f"unknown fault {text!r}; use one of {FAULT_HELP}")
     return Fault(kind)
 
 

@@ -14,6 +14,7 @@ What is modelled (facts from ../shared/reference/gpo_audit.md and DESIGN.md):
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -101,6 +102,21 @@ class Services:
 
 
 @dataclass
+class SysmonLog:
+    """``Microsoft-Windows-Sysmon/Operational`` on a host where Sysmon runs (``services.sysmon``).
+
+    Event 1 (process create) is logged for every start (a configuration without ProcessCreate exclusions);
+    the rest of the channel's traffic (network, image loads, ...) is a flat rate. Sizes are assumptions.
+    """
+
+    max_size: int = 64 * 1024 * 1024  # Sysmon's installer default for the channel
+    record_size: int = 1400  # bytes per event 1 on disk: hashes and both command lines
+    other_events_per_day: int = 4000
+    other_record_size: int = 900
+    since: datetime | None = None  # installed at; None = long before any window an estimate asks for
+
+
+@dataclass
 class RecordedEvent:
     """An event the lab appended explicitly (e.g. the verify marker's 4688)."""
 
@@ -130,6 +146,7 @@ class LabHost:
     # When 4688 (and its command line) was effective: see procaudit.lab.eventlog.timeline.
     audit_timeline: list[Any] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
+    sysmon_log: SysmonLog = field(default_factory=SysmonLog)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- policy engine ---------------------------------------------------------------------------------
@@ -177,3 +194,5 @@ class LabWorld:
 
     hosts: dict[str, LabHost] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # The lab's wall clock (UTC) for handlers that read the time; tests pin it to a chosen weekday and hour.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)

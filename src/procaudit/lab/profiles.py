@@ -122,6 +122,7 @@ def _ready(name: str, profile: str = "ready") -> LabHost:
 def _cmdline_off(name: str) -> LabHost:
     host = _ready(name, "cmdline-off")
     host.registry[AUDIT_KEY][CMDLINE_VALUE] = 0
+    host.security_log.record_size = 460  # 4688 without a command line: median 456 B on disk
     return host
 
 
@@ -153,7 +154,7 @@ def _no_scom_agent(name: str) -> LabHost:
 
 def _win7_no_kb(name: str) -> LabHost:
     # Windows 7 SP1 with WMF 5.1 but without KB3004375: 4688 is logged, never with a command line.
-    return _host(
+    host = _host(
         name,
         "win7-no-kb",
         "workstation",
@@ -167,6 +168,8 @@ def _win7_no_kb(name: str) -> LabHost:
         hotfixes=("KB976902", "KB3125574"),
         audit_days=30,
     )
+    host.security_log.record_size = 460  # no command line in any 4688
+    return host
 
 
 def _readers_exposed(name: str) -> LabHost:
@@ -203,7 +206,7 @@ def _dc(name: str) -> LabHost:
 
 
 def _rds(name: str) -> LabHost:
-    return _host(
+    host = _host(
         name,
         "rds",
         "rds",
@@ -216,10 +219,14 @@ def _rds(name: str) -> LabHost:
         log_mb=64,
         audit_days=14,
     )
+    host.security_log.record_size = 950  # users' sessions: longer paths and arguments than a server's services
+    return host
 
 
 def _scom(name: str) -> LabHost:
-    return _host(name, "scom", "scom", _SERVER_2019, product_type=3, per_day=4000, force=1, log_mb=128)
+    host = _host(name, "scom", "scom", _SERVER_2019, product_type=3, per_day=4000, force=1, log_mb=128)
+    host.security_log.record_size = 2100  # management workflows run long encoded PowerShell (~2.3 KB records)
+    return host
 
 
 PROFILES: dict[str, ProfileInfo] = {

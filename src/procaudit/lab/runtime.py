@@ -1,14 +1,24 @@
-"""Start a lab: build hosts from profiles, give each its loopback address, serve WinRM, write an inventory."""
+"""Start a lab: build hosts from profiles, give each its loopback address, serve WinRM, write an inventory.
+
+By default a lab serves WinRM over HTTPS on 5986 with certificates from its own CA, and the inventory it
+writes names that CA (``ca_bundle``), so clients use the default transport with certificate validation.
+``transport="http"`` serves 5985 with message encryption instead. ``kerberos=True`` adds the lab realm
+(``lab/kdc.py``): a service principal ``HTTP/<host>.procaudit.test`` per host, a user principal for the lab
+account, and ``auth: kerberos`` with ``kerberos_hostname`` per host in the inventory.
+"""
 
 from __future__ import annotations
 
 import errno
 import random
 import secrets
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -16,13 +26,25 @@ from procaudit.errors import UserInputError
 from procaudit.fsutil import atomic_write
 from procaudit.lab.endpoint import CredentialStore, HostEndpoint, LabServer
 from procaudit.lab.faults import FaultRule, faults_for
+from procaudit.lab.kdc import REALM, LabKdc, host_fqdn
 from procaudit.lab.model import LabHost, LabWorld
+from procaudit.lab.pki import LabPki, TlsVariant
 from procaudit.lab.profiles import DEMO_MIX, build_host
 from procaudit.lab.scripts import make_executor
 from procaudit.transport.base import Credentials
 
 WINRM_HTTP_PORT = 5985
+WINRM_HTTPS_PORT = 5986
 LAB_USER = "LAB\\operator"
+
+LabTransport = Literal["https", "http"]
+LabAuth = Literal["ntlm", "negotiate", "kerberos", "credssp", "certificate"]
+LAB_AUTHS: tuple[LabAuth, ...] = ("ntlm", "negotiate", "kerberos", "credssp", "certificate")
+_TLS_FAULTS: dict[str, TlsVariant] = {
+    "tls-mismatch": "mismatch",
+    "tls-expired": "expired",
+    "tls-untrusted": "untrusted",
+}
 
 _ROLE_GROUPS = {"dc": "dcs", "member": "servers", "rds": "rds", "workstation": "workstations", "scom": "scom"}
 
@@ -71,34 +93,83 @@ class Lab:
         credentials: Credentials,
         faults: list[FaultRule] | None = None,
         subnet: int | None = None,
-        port: int = WINRM_HTTP_PORT,
+        port: int | None = None,
+        transport: LabTransport = "https",
+        auth: LabAuth | None = None,
+        kerberos: bool = False,
     ) -> None:
+        if transport not in ("https", "http"):
+            raise UserInputError(f"lab transport must be https or http, not {transport!r}")
         self.credentials = credentials
-        self.port = port
-        self.subnet = subnet if subnet is not None else _free_subnet(port)
-        self.hosts: dict[str, LabHostRuntime] = {}
-        self.world = LabWorld()
-        rules = faults or []
-        for index, (name, profile) in enumerate(zip(host_names(plan), plan, strict=True)):
-            host = build_host(profile, name)
-            self.world.hosts[name] = host
-            host_faults = faults_for(name, rules)
-            endpoint = HostEndpoint(
-                name=name,
-                address=address_for(self.subnet, index),
-                port=port,
-                executor=make_executor(host, host_faults, self.world),
-                faults=host_faults,
-                private_data={"PSVersionTable": {"PSVersion": host.os.ps_version}},
-            )
-            self.hosts[name] = LabHostRuntime(host, endpoint)
-        unmatched = [r.pattern for r in rules if not any(faults_for(n, [r]) for n in self.hosts)]
-        if unmatched:
-            raise UserInputError(f"--fault host pattern(s) match no lab host: {', '.join(unmatched)}")
-        self.server = LabServer([rt.endpoint for rt in self.hosts.values()])
+        self.transport: LabTransport = transport
+        self.kerberos = kerberos or auth == "kerberos"
+        self.auth: LabAuth = auth or ("kerberos" if self.kerberos else "ntlm")
+        if self.auth == "certificate" and transport != "https":
+            raise UserInputError("certificate auth needs the HTTPS transport (WinRM maps client certificates on 5986)")
+        self.port = port if port is not None else (WINRM_HTTPS_PORT if transport == "https" else WINRM_HTTP_PORT)
+        self.subnet = subnet if subnet is not None else _free_subnet(self.port)
+        self.workdir = Path(tempfile.mkdtemp(prefix="procaudit-lab-"))  # 0700: keys, certificates
+        try:
+            self.pki = LabPki(self.workdir / "pki") if transport == "https" else None
+            self.kdc: LabKdc | None = None
+            account = credentials.username.rpartition("\\")[2].partition("@")[0]
+            self.principal: str | None = f"{account}@{REALM}" if self.kerberos else None
+            self.client_certificate: tuple[Path, Path] | None = None
+            self.hosts: dict[str, LabHostRuntime] = {}
+            self.world = LabWorld()
+            rules = faults or []
+            for index, (name, profile) in enumerate(zip(host_names(plan), plan, strict=True)):
+                host = build_host(profile, name)
+                self.world.hosts[name] = host
+                host_faults = faults_for(name, rules)
+                address = address_for(self.subnet, index)
+                kinds = {f.kind for f in host_faults}
+                tls_faults = sorted(kinds & set(_TLS_FAULTS))
+                if tls_faults and self.pki is None:
+                    raise UserInputError(f"--fault {tls_faults[0]} needs the HTTPS transport")
+                if "no-spn" in kinds and not self.kerberos:
+                    raise UserInputError("--fault no-spn needs a Kerberos lab (--kerberos)")
+                endpoint = HostEndpoint(
+                    name=name,
+                    address=address,
+                    port=self.port,
+                    executor=make_executor(host, host_faults, self.world),
+                    faults=host_faults,
+                    private_data={"PSVersionTable": {"PSVersion": host.os.ps_version}},
+                    tls=self.pki.server(
+                        name, host_fqdn(name), address, _TLS_FAULTS[tls_faults[0]] if tls_faults else "valid"
+                    )
+                    if self.pki is not None
+                    else None,
+                )
+                self.hosts[name] = LabHostRuntime(host, endpoint)
+            unmatched = [r.pattern for r in rules if not any(faults_for(n, [r]) for n in self.hosts)]
+            if unmatched:
+                raise UserInputError(f"--fault host pattern(s) match no lab host: {', '.join(unmatched)}")
+            if self.pki is not None:
+                upn = (
+                    f"{account}@localhost"  # Windows maps local accounts from certificates whose UPN is user@localhost
+                )
+                self.client_certificate = self.pki.client(upn)
+                for runtime in self.hosts.values():
+                    runtime.endpoint.certificate_map[upn.lower()] = credentials.username
+            self.server = LabServer([rt.endpoint for rt in self.hosts.values()])
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
 
     def start(self) -> None:
         CredentialStore.add(self.credentials.username, self.credentials.password)
+        if self.kerberos:
+            self.kdc = LabKdc.shared()
+            self.principal = self.kdc.add_user(self.credentials.username, self.credentials.password)
+            # A domain resolves the UPN for NTLM too (Negotiate falls back to it when Kerberos cannot be used).
+            CredentialStore.add(self.principal, self.credentials.password)
+            for name, runtime in self.hosts.items():
+                if runtime.endpoint.fault("no-spn"):
+                    self.kdc.remove_service(host_fqdn(name))
+                else:
+                    self.kdc.add_service(host_fqdn(name))
         try:
             self.server.start()
         except OSError as exc:
@@ -112,6 +183,7 @@ class Lab:
 
     def stop(self) -> None:
         self.server.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Lab:
         self.start()
@@ -123,17 +195,32 @@ class Lab:
     def host(self, name: str) -> LabHost:
         return self.hosts[name].host
 
+    @property
+    def ca_bundle(self) -> Path | None:
+        """The lab CA's PEM file (HTTPS labs): what ``--ca-bundle`` / ``ca_bundle`` must name to trust the lab."""
+        return self.pki.ca_path if self.pki is not None else None
+
     def inventory_document(self) -> dict[str, object]:
         groups: dict[str, dict[str, object]] = {}
         for name, runtime in self.hosts.items():
             group = _ROLE_GROUPS[runtime.host.role]
             hosts = groups.setdefault(group, {"hosts": {}})["hosts"]
             assert isinstance(hosts, dict)
-            hosts[name] = {"address": runtime.endpoint.address, "lab_profile": runtime.host.profile}
-        return {
-            "vars": {"transport": "http", "port": self.port, "auth": "ntlm", "lab": True},
-            "groups": groups,
-        }
+            entry: dict[str, object] = {"address": runtime.endpoint.address, "lab_profile": runtime.host.profile}
+            if self.kerberos:
+                # Lab names do not resolve: dial the address, name the SPN's host explicitly (pypsrp's override).
+                entry["kerberos_hostname"] = host_fqdn(name)
+            hosts[name] = entry
+        variables: dict[str, object] = {"transport": self.transport, "port": self.port, "auth": self.auth}
+        if self.ca_bundle is not None:
+            variables["ca_bundle"] = str(self.ca_bundle)
+        if self.kerberos:
+            variables["user"] = self.principal
+        if self.auth == "certificate" and self.client_certificate is not None:
+            variables["certificate_pem"] = str(self.client_certificate[0])
+            variables["certificate_key_pem"] = str(self.client_certificate[1])
+        variables["lab"] = True
+        return {"vars": variables, "groups": groups}
 
     def write_inventory(self, path: Path) -> None:
         header = (

@@ -303,12 +303,12 @@ def _child_text(element: etree._Element, local: str, namespace: str) -> str:
 def trim_rsop(text: str, policy_names: list[str]) -> str:
     """What the probe does to the RSoP before returning it (see checks/Get-ProcAuditFacts.ps1).
 
-    The same three XPath steps: drop everything but ComputerResults' GPO list (Name and Path only) and its
+    The same XPath steps: drop everything but ComputerResults' GPO list (Name and Path only) and its
     ExtensionData; in each Extension keep only the Process Creation AuditSetting, legacy Audit settings, the
     SCENoApplyLegacyAuditPolicy security option, RegistrySettings under ``...\\Policies\\System\\Audit`` or
     ``...\\EventLog\\Security`` and the ADMX Policies named in ``policy_names`` (without Explain and
-    Supported); drop ExtensionData left empty. Serialised without whitespace, as ``XmlDocument.OuterXml`` is
-    for a document loaded without PreserveWhitespace.
+    Supported); drop ExtensionData left empty, then the GPOs no kept setting names. Serialised without
+    whitespace, as ``XmlDocument.OuterXml`` is for a document loaded without PreserveWhitespace.
     """
     declaration, _, body = text.partition("?>")
     parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
@@ -329,6 +329,16 @@ def trim_rsop(text: str, policy_names: list[str]) -> str:
             setting.remove(part)
     for node in list(tree.xpath("/*/*/*[local-name()='ExtensionData'][not(*[local-name()='Extension']/*)]")):
         _remove(node)
+    # PowerShell hashtable keys compare case-insensitively.
+    used = {
+        (i.text or "").strip().lower()
+        for i in tree.xpath(
+            "/*/*/*[local-name()='ExtensionData']/*/*/*[local-name()='GPO']/*[local-name()='Identifier']"
+        )
+    }
+    for node in list(tree.xpath("/*/*/*[local-name()='GPO']")):
+        if _child_text(node, "Identifier", NS_TYPES).lower() not in used:
+            _remove(node)
     serialised = str(etree.tostring(root, encoding="unicode"))
     return declaration + "?>" + serialised if declaration.lstrip().startswith("<?xml") else serialised
 

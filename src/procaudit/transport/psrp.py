@@ -1,8 +1,10 @@
 """``PsrpConnector``: the only module that talks to pypsrp (WSMan + RunspacePool + PowerShell).
 
-One runspace pool per host, opened on first use and reused for every script of the run. Each script
-runs under a wall-clock deadline: we poll the pipeline with short WSMan operation timeouts and stop it
-(PSRP ctrl_c signal) when the deadline passes, because pypsrp itself waits forever for a running script.
+One runspace pool per host, opened on first use and reused for every script of the run. Opening the
+session and each script run under a wall-clock deadline (``script_timeout``): every HTTP exchange,
+authentication legs included, gets at most the time left, and a running script is polled with WSMan
+operation timeouts that end at the deadline and is then stopped (PSRP ctrl_c signal), because pypsrp
+itself waits forever for a running script and retries timed-out receives with back-off.
 Errors are mapped onto ``procaudit.errors``; non-terminating errors on the error stream count as failures
 because every shipped script runs with ``$ErrorActionPreference = 'Stop'``.
 """
@@ -10,10 +12,13 @@ because every shipped script runs with ``$ErrorActionPreference = 'Stop'``.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import errno
 import functools
+import ipaddress
 import json
 import logging
+import re
 import socket
 import ssl
 import time
@@ -21,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 import requests
+from cryptography import x509
 from pydantic import ValidationError
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
@@ -47,8 +53,16 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=ScriptParams)
 R = TypeVar("R", bound=ScriptResult)
 
-_POLL_SECONDS = 5  # WSMan OperationTimeout per poll: how late we notice a passed deadline at worst
+_POLL_SECONDS = 5  # longest WSMan OperationTimeout per poll
+_MIN_POLL_SECONDS = 0.5  # shortest one we ask for (WinRM takes fractional xs:duration values such as PT0.750S)
 _READ_MARGIN = 15  # HTTP read timeout beyond the operation timeout, for slow links
+_GRACE = 0.25  # an exchange may overrun the deadline by this much before we give up on it
+_STOP_SECONDS = 2.0  # budget for stopping a pipeline, or closing a failed session, after the fact
+_CLOSE_SECONDS = 5.0  # budget for closing a healthy session
+
+
+class _BudgetSpent(Exception):
+    """The deadline passed before or during an HTTP exchange (raised by our adapter wrapper, never retried)."""
 
 
 class PsrpConnector:
@@ -60,6 +74,9 @@ class PsrpConnector:
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
         self._finished: PowerShell | None = None
+        self._deadline: float | None = None  # monotonic; None = no budget
+        self._dead: list[tuple[RunspacePool | None, WSMan, float]] = []
+        self._budget = target.options.script_timeout
 
     # -- session -----------------------------------------------------------------------------------------
     def _make_wsman(self) -> WSMan:
@@ -68,7 +85,8 @@ class PsrpConnector:
             "port": opts.effective_port,
             "ssl": opts.scheme == "https",
             "auth": opts.auth,
-            "cert_validation": str(opts.ca_bundle) if opts.ca_bundle else opts.cert_validation,
+            # --no-verify wins over a ca_bundle from the inventory; a bundle replaces the system trust store.
+            "cert_validation": (str(opts.ca_bundle) if opts.ca_bundle else True) if opts.cert_validation else False,
             "connection_timeout": opts.connect_timeout,
             "operation_timeout": min(_POLL_SECONDS, opts.operation_timeout),
             "read_timeout": opts.operation_timeout + _READ_MARGIN,
@@ -85,8 +103,16 @@ class PsrpConnector:
             if opts.kerberos_hostname:
                 kwargs["negotiate_hostname_override"] = opts.kerberos_hostname
         if opts.auth == "certificate":
-            kwargs["certificate_pem"] = str(opts.certificate_pem) if opts.certificate_pem else None
-            kwargs["certificate_key_pem"] = str(opts.certificate_key_pem) if opts.certificate_key_pem else None
+            if opts.scheme != "https":
+                raise ValueError("certificate auth works only over HTTPS (transport https)")
+            for label, path in (
+                ("certificate_pem", opts.certificate_pem),
+                ("certificate_key_pem", opts.certificate_key_pem),
+            ):
+                if path is None or not path.is_file():
+                    raise ValueError(f"certificate auth needs {label} naming a readable PEM file (got {path})")
+            kwargs["certificate_pem"] = str(opts.certificate_pem)
+            kwargs["certificate_key_pem"] = str(opts.certificate_key_pem)
         elif self._credentials is not None:
             kwargs["username"] = self._credentials.username
             kwargs["password"] = self._credentials.password
@@ -99,11 +125,44 @@ class PsrpConnector:
         # variable in os.environ for each exchange (about 10 ms of CPU per host). Proxies are decided above.
         session = wsman.transport._build_session()
         session.trust_env = False
+        for adapter in session.adapters.values():
+            # Every exchange goes through an adapter, the extra legs of an authentication handshake included
+            # (requests' auth hooks resend on the same adapter), so this is where the deadline is enforced.
+            adapter.send = self._bounded(adapter.send)  # type: ignore[method-assign]
         wsman.transport.session = session
         return wsman
 
+    def _bounded(self, send: Any) -> Any:
+        def bounded_send(request: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._deadline is None:
+                return send(request, *args, **kwargs)
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise _BudgetSpent
+            timeout = kwargs.get("timeout")
+            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+            limit = remaining + _GRACE
+            capped = (min(connect or limit, remaining), min(read or limit, limit))
+            kwargs["timeout"] = capped
+            try:
+                return send(request, *args, **kwargs)
+            except requests.exceptions.Timeout as exc:
+                if time.monotonic() >= self._deadline:
+                    raise _BudgetSpent from exc
+                raise
+
+        return bounded_send
+
     def open(self) -> None:
-        self._open()
+        """Connect, authenticate and open the runspace pool, all within ``script_timeout``."""
+        if self._pool is not None:
+            return
+        self._budget = self.target.options.script_timeout
+        self._deadline = time.monotonic() + self._budget
+        try:
+            self._open()
+        finally:
+            self._deadline = None
 
     def _open(self) -> RunspacePool:
         if self._pool is not None:
@@ -116,24 +175,34 @@ class PsrpConnector:
         return pool
 
     def close(self) -> None:
-        """Close the runspace pool and the HTTP session; a failing close never hides the real error."""
-        if self._pool is not None:
+        """Close the runspace pool and the HTTP session; a failing close never hides the real error.
+
+        A healthy session gets a few seconds to say goodbye (WSMan Delete); sessions set aside after a failure
+        get less, and only now, so a failure is reported as soon as it is known.
+        """
+        for pool, wsman, budget in [*self._dead, (self._pool, self._wsman, _CLOSE_SECONDS)]:
+            if wsman is None:
+                continue
+            self._deadline = time.monotonic() + budget
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    pool.close()
             with contextlib.suppress(Exception):
-                self._pool.close()
-        if self._wsman is not None:
-            with contextlib.suppress(Exception):
-                self._wsman.close()
+                wsman.close()
+        self._dead.clear()
         self._pool = None
         self._wsman = None
         self._finished = None
+        self._deadline = None
 
     def _abandon(self) -> None:
-        """Close a session that just failed, spending at most a few seconds on courtesy to the host."""
+        """Set a session that just failed aside; ``close()`` says goodbye to it later, briefly."""
         if self._wsman is not None:
             self._wsman.operation_timeout = 2
-            self._wsman.transport.read_timeout = 5
-            self._wsman.transport.connection_timeout = int(min(self.target.options.connect_timeout, 3))
-        self.close()
+            self._dead.append((self._pool, self._wsman, _STOP_SECONDS))
+        self._pool = None
+        self._wsman = None
+        self._finished = None
 
     def __enter__(self) -> PsrpConnector:
         return self
@@ -150,28 +219,33 @@ class PsrpConnector:
         input: Iterable[Any] | None = None,
         timeout: float | None = None,
     ) -> R:
-        deadline = time.monotonic() + (timeout if timeout is not None else self.target.options.script_timeout)
-        pool = self._open()
-        self._release_finished()
-        ps = PowerShell(pool)
-        ps.add_script(spec.text)
-        ps.add_parameters(params.to_psrp())
+        self._budget = timeout if timeout is not None else self.target.options.script_timeout
+        deadline = time.monotonic() + self._budget
+        self._deadline = deadline
         try:
-            with self._classified(f"running {spec.name}"):
-                ps.begin_invoke(input=_as_generator(input) if input is not None else None)
-                while ps.state == PSInvocationState.RUNNING:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        self._stop(ps)
-                        raise DeadlineError(
-                            f"{spec.name} did not finish within its deadline; the pipeline was stopped",
-                            hint="raise --script-timeout if the host is just slow",
-                        )
-                    self._poll(ps, remaining)
+            pool = self._open()
+            self._release_finished()
+            ps = PowerShell(pool)
+            ps.add_script(spec.text)
+            ps.add_parameters(params.to_psrp())
+            try:
+                with self._classified(f"running {spec.name}"):
+                    ps.begin_invoke(input=_as_generator(input) if input is not None else None)
+                    while ps.state == PSInvocationState.RUNNING:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            self._stop(ps)
+                            raise DeadlineError(
+                                f"{spec.name} did not finish within its deadline; the pipeline was stopped",
+                                hint="raise --script-timeout if the host is just slow",
+                            )
+                        self._poll(ps, remaining)
+            finally:
+                # Released before the next script, or by the pool's Delete: a separate Terminate for the last
+                # pipeline would cost one more exchange per host for nothing.
+                self._finished = ps
         finally:
-            # Released before the next script, or by the pool's Delete: a separate Terminate for the last
-            # pipeline would cost one more exchange per host for nothing.
-            self._finished = ps
+            self._deadline = None
         return _result(spec, ps)
 
     def _release_finished(self) -> None:
@@ -183,14 +257,16 @@ class PsrpConnector:
 
     def _poll(self, ps: PowerShell, remaining: float) -> None:
         assert self._wsman is not None
-        # A short operation timeout per poll keeps us within the deadline; the HTTP read timeout leaves room
-        # for link latency so a slow but live host is not mistaken for a dead one.
-        operation = max(1, min(_POLL_SECONDS, int(remaining)))
-        self._wsman.operation_timeout = operation
-        self._wsman.transport.read_timeout = operation + _READ_MARGIN
+        # The operation timeout of the last poll ends at the deadline; the HTTP read timeout leaves room for
+        # link latency (capped at the deadline by the adapter wrapper) so a slow but live host is not dead.
+        operation = round(max(_MIN_POLL_SECONDS, min(_POLL_SECONDS, remaining)), 3)
+        # pypsrp annotates these as int; WinRM and requests take fractional seconds (pypsrp formats PT{n}S).
+        self._wsman.operation_timeout = operation  # type: ignore[assignment]
+        self._wsman.transport.read_timeout = operation + _READ_MARGIN  # type: ignore[assignment]
         ps.poll_invoke()
 
     def _stop(self, ps: PowerShell) -> None:
+        self._deadline = time.monotonic() + _STOP_SECONDS
         with contextlib.suppress(Exception):
             ps.stop()
 
@@ -200,6 +276,13 @@ class PsrpConnector:
             yield
         except DeadlineError:
             raise
+        except _BudgetSpent:
+            log.debug("%s: deadline passed while %s", self.target.name, doing)
+            self._abandon()
+            raise DeadlineError(
+                f"{self.target.address} did not answer within the deadline ({self._budget:g}s) while {doing}",
+                hint="host or link overloaded; raise --script-timeout if it is just slow",
+            ) from None
         except Exception as exc:
             error = exc if isinstance(exc, TransportError) else classify(exc, self.target, doing)
             log.debug("%s: %s failed: %r", self.target.name, doing, exc)
@@ -263,6 +346,11 @@ def classify(exc: BaseException, target: HostTarget, doing: str) -> TransportErr
             )
         if "NewConnectionError" in name:
             return UnreachableError(f"cannot connect to {where}: {_short(exc, 160)}")
+        if scheme == "http" and doing == "connecting" and _peer_certificate(target) is not None:
+            return TlsError(
+                f"{where} is an HTTPS listener; we spoke plain HTTP to it",
+                hint="use --transport https (or port 5985 for the HTTP listener)",
+            )
         return ConnectionLostError(
             f"connection to {where} was cut while {doing}", hint="network drop or WinRM service restart; retry"
         )
@@ -314,46 +402,185 @@ def _has_socket_timeout_on_connect(chain: list[BaseException]) -> bool:
     return any(type(c).__name__ == "ConnectTimeoutError" for c in chain)
 
 
+_AUTH_MODULES = ("spnego", "krb5", "gssapi", "requests_credssp")
+
+
 def _is_spnego_error(exc: BaseException) -> bool:
-    return type(exc).__module__.startswith("spnego")
+    """pyspnego, the Kerberos libraries under it and requests-credssp raise their own exception trees."""
+    return type(exc).__module__.startswith(_AUTH_MODULES)
 
 
 def _tls_error(exc: BaseException, chain: list[BaseException], where: str, target: HostTarget) -> TlsError:
     text = " ".join(str(c) for c in chain)
     if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, ssl.SSLCertVerificationError):
+        seen = _peer_certificate(target)
         if "Hostname mismatch" in text or "doesn't match" in text or "IP address mismatch" in text:
+            names = f" (it names {', '.join(seen.names)})" if seen and seen.names else ""
             return TlsError(
-                f"the certificate of {where} does not name {target.address!r}",
-                hint="connect by the name in the certificate, or fix the certificate's SAN",
+                f"the certificate of {where} does not name {target.address!r}{names}",
+                hint="connect by a name the certificate holds, or re-issue it with this name/address in its SAN",
             )
         if "expired" in text:
-            return TlsError(f"the certificate of {where} has expired", hint="renew the WinRM HTTPS certificate")
+            until = f" on {seen.not_after:%Y-%m-%d %H:%M} UTC" if seen else ""
+            return TlsError(
+                f"the certificate of {where} expired{until}",
+                hint="renew the WinRM HTTPS certificate and rebind the listener (winrm set winrm/config/Listener)",
+            )
+        if "not yet valid" in text:
+            return TlsError(f"the certificate of {where} is not valid yet", hint="check the clocks on both ends")
+        issuer = f", issued by {seen.issuer!r}," if seen else ""
+        bundle = f" (--ca-bundle {target.options.ca_bundle} does not hold it)" if target.options.ca_bundle else ""
         return TlsError(
-            f"the certificate of {where} is not trusted",
-            hint="pass the issuing CA with --ca-bundle (or --no-verify for a lab, which disables protection)",
+            f"the certificate of {where}{issuer} is not trusted{bundle}",
+            hint="pass the issuing CA's PEM with --ca-bundle (or the inventory's ca_bundle); --no-verify only "
+            "in a lab, as it lets anyone impersonate the host",
         )
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return TlsError(
             f"{where} does not speak TLS", hint="it is probably an HTTP listener: use --transport http or port 5986"
         )
+    if "alert certificate required" in text.lower() or "alert_certificate_required" in text.lower():
+        return TlsError(
+            f"{where} requires a client certificate", hint="set certificate_pem/certificate_key_pem (auth certificate)"
+        )
+    if target.options.auth == "certificate" and any(m in text.lower() for m in ("unknown ca", "eof occurred")):
+        # TLS 1.3: the server checks the client certificate after the client's handshake is done, so a rejected
+        # certificate shows as an alert or a closed connection on the first read.
+        return TlsError(
+            f"{where} ended the TLS session after we presented our client certificate: it does not trust its issuer",
+            hint="import the issuing CA into the host's Trusted Root store (and Trusted People for the mapping)",
+        )
     return TlsError(f"TLS handshake with {where} failed: {_short(exc, 200)}")
 
 
+class _SeenCertificate:
+    def __init__(self, names: list[str], issuer: str, not_after: datetime.datetime) -> None:
+        self.names = names
+        self.issuer = issuer
+        self.not_after = not_after
+
+
+def _peer_certificate(target: HostTarget) -> _SeenCertificate | None:
+    """Fetch the certificate a host presents, unvalidated, only to say what is wrong with it. Best effort."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection(
+                (target.address, target.options.effective_port), timeout=min(target.options.connect_timeout, 3.0)
+            ) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        if not der:
+            return None
+        cert = x509.load_der_x509_certificate(der)
+        names: list[str] = []
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = [
+                *san.get_values_for_type(x509.DNSName),
+                *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+            ]
+        return _SeenCertificate(names, cert.issuer.rfc4514_string(), cert.not_valid_after_utc)
+    except (OSError, ValueError):
+        return None
+
+
 def _auth_error(exc: BaseException, target: HostTarget, where: str) -> AuthError:
+    """Name the likely cause of an authentication failure; Kerberos failures say which of the usual suspects."""
     auth = target.options.auth
-    text = str(exc)
-    if auth in ("kerberos", "negotiate") and ("Server not found" in text or "not found in Kerberos database" in text):
+    text = " ".join(str(c) for c in _causes(exc))
+    user = target.username or "the user"
+    spn_host = target.options.kerberos_hostname or target.address
+    spn = f"{target.options.kerberos_service}/{spn_host}"
+    server_missing = re.search(r"Server (\S+) not found in Kerberos database", text)
+    if server_missing and server_missing.group(1).startswith("krbtgt/"):
         return AuthError(
-            f"Kerberos has no service principal for {target.address!r}",
-            hint="connect by the host's FQDN (not its IP) or set kerberos_hostname; check the HTTP/<fqdn> SPN",
+            f"Kerberos finds no path from the realm of {user} to the realm of {spn} "
+            f"({server_missing.group(1)} unknown)",
+            hint="the host is in another realm without a trust; use an account of the host's realm (user@REALM) "
+            "or check [domain_realm] in krb5.conf",
         )
-    if "Clock skew" in text or "clock skew" in text:
-        return AuthError(f"Kerberos rejected the ticket for {where}: clock skew", hint="sync time (w32tm / chrony)")
-    if "Cannot find KDC" in text or ("realm" in text.lower() and "Cannot" in text):
-        return AuthError(f"no KDC found for the realm of {target.username or 'the user'}", hint="check krb5.conf")
-    if "expired" in text.lower() and auth in ("kerberos", "negotiate"):
-        return AuthError(f"the Kerberos ticket for {where} has expired", hint="run kinit again")
+    if server_missing or "Server not found in Kerberos database" in text:
+        principal = server_missing.group(1) if server_missing else spn
+        by_ip = not target.options.kerberos_hostname and _is_ip(target.address)
+        return AuthError(
+            f"the KDC has no service principal {principal} for {where}",
+            hint="connecting by IP address needs kerberos_hostname set to the host's FQDN"
+            if by_ip
+            else f"register it on the computer account (setspn -S {spn} <computer>) or set kerberos_hostname to the "
+            "name its SPN uses",
+        )
+    if ("Client '" in text and "not found in Kerberos database" in text) or "Client not found" in text:
+        return AuthError(
+            f"the KDC does not know the account {user!r}",
+            hint="for Kerberos give the user as user@REALM (REALM in upper case), not DOMAIN\\user; check the realm",
+        )
+    realm = re.search(r'Cannot find KDC for realm "([^"]+)"', text)
+    if realm or "Cannot resolve network address for KDC" in text:
+        name = realm.group(1) if realm else "the user's realm"
+        return AuthError(
+            f"no KDC is known for realm {name} (user {user})",
+            hint="wrong realm? the realm is the upper-case part after @; otherwise add it to krb5.conf [realms] "
+            "(or enable dns_lookup_kdc)",
+        )
+    if "Clock skew too great" in text or "clock skew" in text.lower():
+        return AuthError(
+            f"Kerberos rejected the logon to {where}: clock skew too great",
+            hint="the clocks of this machine, the KDC and the host differ by more than 5 minutes: sync them "
+            "(chrony / w32tm)",
+        )
+    if (
+        "Ticket expired" in text
+        or "credential has expired" in text
+        or ("Credentials cache" in text and "expired" in text)
+    ):
+        return AuthError(
+            f"the Kerberos ticket for {user} has expired",
+            hint="get a new one with kinit (or let procaudit do it: set PROCAUDIT_PASSWORD); if it is fresh, this "
+            "machine's clock is ahead of the KDC's: sync it",
+        )
+    if (
+        "No Kerberos credentials available" in text
+        or "No credentials cache found" in text
+        or ("No credentials were supplied" in text)
+    ):
+        return AuthError(
+            "no Kerberos ticket and no password for the logon",
+            hint="run kinit user@REALM first, or set PROCAUDIT_USER / PROCAUDIT_PASSWORD",
+        )
+    if "Preauthentication failed" in text or "Decrypt integrity check failed" in text:
+        return AuthError(
+            f"the KDC rejected the password of {user}",
+            hint="check PROCAUDIT_PASSWORD (and that the account is enabled)",
+        )
+    if auth == "kerberos" and ("not available" in text or ("gssapi" in text.lower() and "module" in text.lower())):
+        return AuthError(
+            "Kerberos is not available in this Python", hint="pip install 'procaudit[kerberos]' (needs libkrb5-dev)"
+        )
+    if auth == "credssp":
+        return AuthError(
+            f"{where} rejected the CredSSP logon of {user}",
+            hint="check the password and that the host allows CredSSP (Enable-WSManCredSSP -Role Server); "
+            "the Security log on the host has the reason",
+        )
+    if auth == "certificate":
+        return AuthError(
+            f"{where} did not map our client certificate to an account",
+            hint="map it on the host (New-Item WSMan:\\localhost\\ClientCertificate, Subject = the certificate's "
+            "UPN) and enable Service/Auth/Certificate",
+        )
     return AuthError(
         f"{where} rejected the credentials ({auth})",
         hint="check PROCAUDIT_USER / PROCAUDIT_PASSWORD, the domain prefix, and that the account may use WinRM",
     )
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,143 @@
+"""Lab implementations of checks/Measure-ProcessCreationRate.ps1 and checks/Measure-ProcessStartSample.ps1.
+
+Both compute from the host's activity model (procaudit.lab.eventlog) what the scripts count on Windows,
+without materialising a single event: a host with a billion 4688 records answers as fast as one with ten.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from procaudit.lab import eventlog
+from procaudit.lab.model import LabHost
+from procaudit.lab.scripts import HandlerContext, handles, ps_json
+from procaudit.lab.wsman import ScriptOutcome, ScriptRun
+
+SYSMON_CHANNEL = "Microsoft-Windows-Sysmon/Operational"
+# The lab does not wait a whole live sample: it sleeps at most this long, then answers for the full sample.
+SAMPLE_SLEEP_CAP = 2.0
+_LOG_MODES = {"overwrite": "Circular", "archive": "AutoBackup", "retain": "Retain"}
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp() // 1)
+
+
+def _int_param(run: ScriptRun, name: str, default: int, low: int, high: int) -> int | str:
+    """A bound [int] parameter with its ValidateRange, or the message PowerShell's binder would give."""
+    value = run.parameters.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"Cannot process argument transformation on parameter '{name}'."
+    if not low <= value <= high:
+        return (
+            f"Cannot validate argument on parameter '{name}'. The {value} argument is "
+            f"{'less' if value < low else 'greater'} than the {'minimum' if value < low else 'maximum'} "
+            f"allowed range of {low if value < low else high}."
+        )
+    return value
+
+
+def _counts(host: LabHost, source: str, start: datetime, now: datetime) -> list[tuple[datetime, int]]:
+    if source == "Sysmon/1":
+        return eventlog.sysmon_hourly_counts(host, start, now)
+    event_id = 4688 if source == "Security/4688" else 4689
+    return [(hour, events) for hour, events, _ in eventlog.hourly_counts(host, event_id, start, now)]
+
+
+def _first_event(rows: list[tuple[datetime, int]], start: datetime, oldest: datetime) -> datetime | None:
+    """The first counted record: spread evenly over the retained part of its hour."""
+    for hour, count in rows:
+        if count:
+            lo = max(hour, start, oldest)
+            hi = hour + eventlog.HOUR
+            return lo + (hi - lo) / (count + 1)
+    return None
+
+
+def _last_event(rows: list[tuple[datetime, int]], now: datetime) -> datetime | None:
+    for hour, count in reversed(rows):
+        if count:
+            hi = min(hour + eventlog.HOUR, now)
+            return hi - (hi - hour) / (count + 1)
+    return None
+
+
+@handles("Measure-ProcessCreationRate")
+def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
+    host, now = ctx.host, ctx.world.clock()
+    window = _int_param(run, "WindowHours", 168, 1, 8784)
+    sample_count = _int_param(run, "SizeSampleCount", 200, 1, 5000)
+    if isinstance(window, str) or isinstance(sample_count, str):
+        return ScriptOutcome(failure=window if isinstance(window, str) else str(sample_count))
+    start = now - timedelta(hours=window)
+    first_hour = _seconds(start) // 3600
+    buckets = _seconds(now) // 3600 - first_hour + 1
+
+    source, rows = "", []
+    for candidate in ("Security/4688", "Sysmon/1", "Security/4689"):
+        if candidate == "Sysmon/1" and not host.services.sysmon:
+            continue
+        candidate_rows = _counts(host, candidate, start, now)
+        if sum(count for _, count in candidate_rows):
+            source, rows = candidate, candidate_rows
+            break
+    stats = eventlog.log_stats(host, now)
+    oldest = eventlog.sysmon_oldest_retained(host, now) if source == "Sysmon/1" else stats.oldest
+    counts = [0] * buckets
+    for hour, count in rows:
+        index = _seconds(hour) // 3600 - first_hour
+        if 0 <= index < buckets:
+            counts[index] += count
+    total = sum(counts)
+    first = _first_event(rows, start, oldest) if source else None
+    last = _last_event(rows, now) if source else None
+    process_total = total if source == "Security/4688" else 0
+    size = eventlog.size_sample(host, now, sample_count, process_total)
+    log = host.security_log
+    document = {
+        "NowUtc": _seconds(now),
+        "UtcOffsetMinutes": 0,  # the lab keeps its hosts' clocks on UTC
+        "ProductType": host.os.product_type,
+        "TerminalServerMode": 1 if host.role == "rds" else 0,
+        "FirstHour": first_hour,
+        "Source": source,
+        "Counts": counts if source else [],
+        "Total": total if source else 0,
+        "FirstEventUtc": _seconds(first) if first else None,
+        "LastEventUtc": _seconds(last) if last else None,
+        "SourceLogOldestUtc": _seconds(oldest),
+        "SecurityLog": {
+            "MaximumSizeInBytes": log.max_size,
+            "LogMode": _LOG_MODES[log.retention],
+            "FileSize": stats.file_size,
+            "RecordCount": stats.record_count,
+            "OldestRecordUtc": _seconds(stats.oldest),
+        },
+        "SizeSample": {
+            "ProcessRecords": size.process_records,
+            "ProcessXmlChars": size.process_xml_chars,
+            "WithCommandLine": size.with_command_line,
+            "OtherRecords": size.other_records,
+            "OtherXmlChars": size.other_xml_chars,
+        },
+    }
+    return ScriptOutcome(output=[ps_json(document)])
+
+
+@handles("Measure-ProcessStartSample")
+def _measure_sample(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
+    seconds = _int_param(run, "SampleSeconds", 60, 1, 3600)
+    if isinstance(seconds, str):
+        return ScriptOutcome(failure=seconds)
+    start = ctx.world.clock()
+    # Start-Sleep on the host: stopped (and the subscription removed) when the client stops the pipeline.
+    if run.cancelled.wait(min(float(seconds), SAMPLE_SLEEP_CAP)):
+        return ScriptOutcome(failure="The pipeline has been stopped.")
+    count = eventlog.process_starts_between(ctx.host, start, start + timedelta(seconds=seconds))
+    document = {
+        "Count": count,
+        "StartUtc": _seconds(start.astimezone(UTC)),
+        "Seconds": float(seconds),
+        "UtcOffsetMinutes": 0,
+    }
+    return ScriptOutcome(output=[ps_json(document)])
