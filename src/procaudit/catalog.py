@@ -8,6 +8,15 @@ from procaudit.estimate.measure import MEASURE_RATE, MEASURE_SAMPLE
 from procaudit.facts import GET_PROCAUDIT_FACTS
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
+from procaudit.rollout.direct import SET_PROCAUDIT_SETTINGS
+from procaudit.rollout.gpo import (
+    GET_GPO_STATE,
+    IMPORT_GPO,
+    INVOKE_POLICY_REFRESH,
+    SET_GPO_FILTER,
+    SET_GPO_LINK,
+    SET_GROUP_MEMBER,
+)
 from procaudit.verify import TEST_PROCESS_CREATION_EVENT
 
 ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
@@ -16,4 +25,11 @@ ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     MEASURE_SAMPLE,
     GET_PROCAUDIT_FACTS,
     TEST_PROCESS_CREATION_EVENT,
+    SET_PROCAUDIT_SETTINGS,
+    GET_GPO_STATE,
+    IMPORT_GPO,
+    SET_GPO_FILTER,
+    SET_GPO_LINK,
+    SET_GROUP_MEMBER,
+    INVOKE_POLICY_REFRESH,
 ]

@@ -15,7 +15,7 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
-from procaudit.cli import check, demo, estimate, lab, ping, plan  # noqa: F401  (modules register their commands on the app)
+from procaudit.cli import check, demo, deploy, estimate, lab, ping, plan  # noqa: F401  (modules register their commands on the app)
 from procaudit.cli.app import app
 from procaudit.cli.gpo import app as gpo_app
 from procaudit.cli.mp import app as mp_app

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from procaudit.parsers.auditpol import legacy_category_subcategories
+
 PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
 # Detailed Tracking: the subcategories the legacy "Audit process tracking" category covers.
 DETAILED_TRACKING = (
@@ -35,6 +37,8 @@ AUDIT_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Aud
 CMDLINE_VALUE = "ProcessCreationIncludeCmdLine_Enabled"
 LSA_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
 FORCE_VALUE = "SCENoApplyLegacyAuditPolicy"
+# "Specify the maximum log file size (KB)" (Event Log ADMX): when set, the Event Log service uses it.
+EVENTLOG_POLICY_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\EventLog\Security"
 
 DEFAULT_SECURITY_SDDL = "O:BAG:SYD:(A;;0xf0005;;;SY)(A;;0x5;;;BA)(A;;0x1;;;S-1-5-32-573)"
 
@@ -161,8 +165,12 @@ class LabHost:
                 self.registry.setdefault(key, {})[value_name] = setting.value
             if self.force_subcategory() != 1:
                 for category, value in self.policy.legacy.items():
-                    for guid in LEGACY_CATEGORY_SUBCATEGORIES.get(category, ()):
+                    # Every legacy category overwrites all its subcategories (MS-GPSB 3.2.5.6).
+                    for guid in LEGACY_CATEGORY_SUBCATEGORIES.get(category) or legacy_category_subcategories(category):
                         self.policy.lsa[guid] = value
+            policy_size_kb = self.registry.get(EVENTLOG_POLICY_KEY, {}).get("MaxSize")
+            if isinstance(policy_size_kb, int) and policy_size_kb > 0:
+                self.security_log.max_size = policy_size_kb * 1024
 
     def force_subcategory(self) -> int | None:
         value = self.registry.get(LSA_KEY, {}).get(FORCE_VALUE)
@@ -194,5 +202,7 @@ class LabWorld:
 
     hosts: dict[str, LabHost] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # The domain (AD and Group Policy) the lab's DCs serve: procaudit.lab.directory, created on first use.
+    directory: Any = field(default=None, repr=False)
     # The lab's wall clock (UTC) for handlers that read the time; tests pin it to a chosen weekday and hour.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)

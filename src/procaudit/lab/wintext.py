@@ -15,7 +15,16 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from procaudit.lab.model import AUDIT_KEY, CMDLINE_VALUE, FORCE_VALUE, LSA_KEY, PROCESS_CREATION, GpoSetting, LabHost
+from procaudit.lab.model import (
+    AUDIT_KEY,
+    CMDLINE_VALUE,
+    EVENTLOG_POLICY_KEY,
+    FORCE_VALUE,
+    LSA_KEY,
+    PROCESS_CREATION,
+    GpoSetting,
+    LabHost,
+)
 from procaudit.parsers.auditpol import LEGACY_CATEGORIES, SUBCATEGORIES
 
 _INCLUSION: Final = {0: "No Auditing", 1: "Success", 2: "Failure", 3: "Success and Failure", 4: "No Auditing"}
@@ -230,6 +239,16 @@ def gpresult_rsop(host: LabHost, now: datetime | None = None) -> str:
                 f"<q4:State>{state}</q4:State><q4:Explain>{escape(explain)}</q4:Explain>"
                 f"<q4:Supported>{escape(supported)}</q4:Supported><q4:Category>{escape(category)}</q4:Category>"
                 "</q4:Policy>"
+            )
+        elif (key, value_name) == (EVENTLOG_POLICY_KEY, "MaxSize"):
+            # The Event Log ADMX policy as GPMC reports it: a Numeric part holds the size in KB.
+            registry.append(
+                f"<q4:Policy>{_origin(note(setting), domain, 1)}<q4:Name>Specify the maximum log file size (KB)"
+                "</q4:Name><q4:State>Enabled</q4:State><q4:Explain>This policy setting specifies the maximum size "
+                "of the log file in kilobytes.</q4:Explain><q4:Supported>At least Windows Vista</q4:Supported>"
+                "<q4:Category>Windows Components/Event Log Service/Security</q4:Category><q4:Numeric><q4:Name>"
+                f"Maximum Log Size (KB)</q4:Name><q4:State>Enabled</q4:State><q4:Value>{setting.value}</q4:Value>"
+                "</q4:Numeric></q4:Policy>"
             )
     if registry:
         # An unrelated policy from the same GPO, as a real baseline has dozens.
