@@ -76,7 +76,6 @@ def ps_json(value: Any) -> str:
 
 def make_executor(host: LabHost, faults: list[Fault], world: LabWorld) -> Callable[[ScriptRun], ScriptOutcome]:
     """The executor a lab endpoint calls for every pipeline on ``host``."""
-    hang = any(f.kind == "hang" for f in faults)
     context = HandlerContext(host, world)
 
     def execute(run: ScriptRun) -> ScriptOutcome:
@@ -90,7 +89,8 @@ def make_executor(host: LabHost, faults: list[Fault], world: LabWorld) -> Callab
         handler = HANDLERS.get(name)
         if handler is None:
             return ScriptOutcome(failure=f"procaudit lab: {name}.ps1 is shipped but the lab does not model it yet")
-        if hang:
+        # Read per run, so a test can make a host hang in the middle of a deployment (the list is the endpoint's).
+        if any(f.kind == "hang" for f in faults):
             run.cancelled.wait(_HANG_SECONDS)  # the script never returns until the client stops the pipeline
             return ScriptOutcome(failure="The pipeline has been stopped.")
         with host.lock:

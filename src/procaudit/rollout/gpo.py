@@ -329,9 +329,9 @@ def gpo_changes(
     member: bool,
 ) -> HostDiff:
     """What applying the GPO through ``group`` changes on this host (predicted from its facts)."""
-    changes: list[Change] = Field(default_factory=list)
-    refused: list[Refusal] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
+    changes: list[Change] = []
+    refused: list[Refusal] = []
+    notes: list[str] = []
     if not member:
         changes.append(
             Change(
@@ -676,8 +676,8 @@ class GpoStrategy:
         known = {c.name.lower() for c in state.computers if c.exists}
         row = state.group(group)
         members = {m.lower() for m in row.members} if row else set()
-        to_add: list[str] = Field(default_factory=list)
-        to_refresh: list[HostTarget] = Field(default_factory=list)
+        to_add: list[str] = []
+        to_refresh: list[HostTarget] = []
         for name, facts in facts_of.items():
             sam = sam_of(facts.computer_name)
             if sam.lower() not in known:

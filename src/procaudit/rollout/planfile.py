@@ -164,7 +164,10 @@ def _soak(raw: dict[str, Any], where: str) -> float:
             raise PlanFileError(f"{where}: the soak time cannot be negative")
         return float(value)
     if isinstance(value, str):
-        return parse_duration(value, option=f"{where}: soak")
+        try:
+            return parse_duration(value, option=f"{where}: soak")
+        except UserInputError as exc:
+            raise PlanFileError(str(exc)) from None
     raise PlanFileError(f"{where}: the soak time must be seconds or a duration such as 30m")
 
 
