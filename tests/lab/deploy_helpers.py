@@ -22,10 +22,12 @@ Settings = dict[str, int | None]
 
 
 class Session:
-    def __init__(self, handle: LabHandle) -> None:
+    def __init__(self, handle: LabHandle, overrides: Overrides | None = None) -> None:
         self.handle = handle
         inventory = load_inventory(handle.inventory)
-        self.targets: dict[str, HostTarget] = {t.name: t for t in to_targets(inventory, inventory.select(None), Overrides())}
+        self.targets: dict[str, HostTarget] = {
+            t.name: t for t in to_targets(inventory, inventory.select(None), overrides or Overrides())
+        }
 
     def connect(self, target: HostTarget) -> Connector:
         return PsrpConnector(target, self.handle.credentials)
@@ -41,9 +43,11 @@ class Session:
 
 
 @contextmanager
-def lab_session(tmp_path: Path, profiles: list[str], faults: list[str] | None = None) -> Iterator[Session]:
+def lab_session(
+    tmp_path: Path, profiles: list[str], faults: list[str] | None = None, overrides: Overrides | None = None
+) -> Iterator[Session]:
     for handle in start_lab(tmp_path, profiles, faults):
-        yield Session(handle)
+        yield Session(handle, overrides)
 
 
 def settings_of(facts: HostFacts) -> Settings:
@@ -79,6 +83,39 @@ def lost_before_values(journal: Journal, originals: dict[str, Settings], now: di
 
 def load(path: Path) -> Journal:
     return JournalStore.load(path).journal
+
+
+class JournalWatch:
+    """Poll a journal file in a thread and act when a condition on it first holds (fault injection)."""
+
+    def __init__(self, path: Path, condition: Callable[[Journal], bool], action: Callable[[Journal], None]) -> None:
+        import threading
+
+        self.path = path
+        self.condition = condition
+        self.action = action
+        self.fired = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and not self.fired.is_set():
+            try:
+                journal = load(self.path)
+            except Exception:  # not written yet, or caught mid-rename: the next poll sees it
+                journal = None
+            if journal is not None and self.condition(journal):
+                self.action(journal)
+                self.fired.set()
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> JournalWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.01) -> Any:

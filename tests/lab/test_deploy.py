@@ -32,7 +32,11 @@ DEPLOY_CHECKS = (
     "cmdline_inclusion_enabled",
     "policy_source_consistent",
 )
-OUS = ("OU=Servers,DC=corp,DC=example", "OU=Workstations,DC=corp,DC=example", "OU=Domain Controllers,DC=corp,DC=example")
+OUS = (
+    "OU=Servers,DC=corp,DC=example",
+    "OU=Workstations,DC=corp,DC=example",
+    "OU=Domain Controllers,DC=corp,DC=example",
+)
 
 
 def three_waves(names: list[str], log_sizes: dict[str, int] | None = None) -> RolloutPlan:
@@ -92,7 +96,9 @@ def test_direct_deployment_end_to_end_on_every_profile(tmp_path: Path) -> None:
         stored = JournalStore.load(journal).journal
         assert not unknown_hosts(stored) and not lost_before_values(stored, originals, after)
 
-        again = deployment(session, plan).run(open_journal(tmp_path / "second.json", plan, deploy.options, inventory=None, lab=True))
+        again = deployment(session, plan).run(
+            open_journal(tmp_path / "second.json", plan, deploy.options, inventory=None, lab=True)
+        )
         assert all(not h.changes for h in again.hosts), [h.host for h in again.hosts if h.changes]
         assert {h: settings_of(f) for h, f in session.facts().items()} == after
         resumed = deployment(session, plan).run(JournalStore.load(journal))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from procaudit.cli import estimate as estimate_cli
 from procaudit.cli import plan as plan_cli
 from procaudit.cli.app import app
 from procaudit.cli.check import emit_readiness, emit_verify
+from procaudit.cli.deploy import _progress, diff_text, result_table
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
 from procaudit.estimate import EstimateSettings, estimate
@@ -20,9 +22,11 @@ from procaudit.estimate.report import primary_group
 from procaudit.lab.runtime import Lab, lab_credentials, lab_plan
 from procaudit.ping import ping
 from procaudit.readiness.engine import check_hosts
-from procaudit.report.output import OutputFormat, print_rich
+from procaudit.report.output import OutputFormat, emit, print_rich
 from procaudit.rollout import PlanSettings, build_plan
+from procaudit.rollout.deploy import DeployOptions, Deployment, open_journal
 from procaudit.rollout.plan import estimate_digest
+from procaudit.rollout.planfile import plan_from_document
 from procaudit.rollout.render import table as plan_table
 from procaudit.verify import verify
 
@@ -81,3 +85,21 @@ def demo() -> None:
         rollout = build_plan(estimated, selected, settings, estimate_sha256=estimate_digest(text))
         print_rich(plan_table(rollout), None)
         plan_cli.summary(rollout)
+
+        stderr.print(Rule("6. deploy --check: each host's diff, from its facts; nothing is changed"))
+        planned = plan_from_document(json.loads(rollout.to_json()), source="the plan above")
+        # The plan soaks 30 minutes after each wave; the demo does not wait.
+        planned = planned.model_copy(
+            update={"waves": tuple(w.model_copy(update={"soak_seconds": 0}) for w in planned.waves)}
+        )
+        targets = {t.name: t for t in session.targets}
+        options = DeployOptions(verify_timeout=3)
+        deployment = Deployment(planned, targets, session.connect, options, progress=_progress)
+        emit(diff_text(deployment.predict()), None)
+
+        stderr.print(Rule("7. deploy: wave by wave - journal, change, read back, verify, gate (soak skipped)"))
+        journal = Path(workdir) / "deploy.journal.json"
+        deployed = deployment.run(open_journal(journal, planned, options, inventory=inventory, lab=True))
+        print_rich(result_table(deployed), None)
+        stderr.print(deployed.summary, highlight=False, markup=False)
+        stderr.print(f"journal {journal}: rerun 'procaudit deploy' with it to resume, 'procaudit rollback' to undo")

@@ -318,10 +318,10 @@ class Directory:
         """
         current = self.applied.setdefault(host.name, {})
         wanted = [g for g in self.gpos.values() if self.applies_to(g, host)]
-        for gpo_id in list(current):
-            if gpo_id not in {g.id for g in wanted}:
-                gpo = self.gpos.get(gpo_id)
-                self._unapply(host, gpo, current.pop(gpo_id))
+        # Recomputed from scratch, as the client does: what applied before is undone (which brings back what it
+        # displaced), then what applies now is applied in link order.
+        for gpo_id in reversed(list(current)):
+            self._unapply(host, self.gpos.get(gpo_id), current.pop(gpo_id))
         for gpo in wanted:
             record = current.setdefault(gpo.id, Applied())
             self._apply(host, gpo, record)

@@ -529,9 +529,12 @@ class Deployment:
         last = self.plan.waves[-1].index
         for wave in self.plan.waves:
             entry = store.journal.wave(wave.index)
-            if entry.state == "passed":
+            settled = all(store.journal.hosts[h].state in ("verified", "refused") for h in wave.hosts)
+            if entry.state == "passed" and settled:
                 self.progress(f"wave {wave.index} ({wave.name}): passed in an earlier run, skipped")
                 continue
+            if entry.state == "passed":
+                entry.state = "running"  # it passed its gate with hosts that failed: they get another go
             if entry.state in ("pending", "running", "stopped", "rolled_back"):
                 self.progress(f"wave {wave.index} ({wave.name}): {len(wave.hosts)} host(s)")
                 with store.transition() as journal:

@@ -85,7 +85,9 @@ def test_legacy_carry_over_sets_every_subcategory_that_differs_and_loses_no_audi
     assert all(i.startswith("audit:") for i in items[: items.index(FORCE_ITEM)])
     carried = {c.item.partition(":")[2]: c.after for c in diff.changes if c.item.startswith("audit:")}
     assert carried.pop(PROCESS_CREATION) == 3  # legacy failure + success
-    assert carried == {guid: 3 for guid in LOGON_GUIDS} | {guid: 2 for guid in TRACKING_GUIDS if guid != PROCESS_CREATION}
+    assert carried == {guid: 3 for guid in LOGON_GUIDS} | {
+        guid: 2 for guid in TRACKING_GUIDS if guid != PROCESS_CREATION
+    }
     apply(host, diff.changes)
     host.refresh_policy()  # the force flag is 1 now: the legacy categories no longer apply
     after = facts(host)
@@ -177,7 +179,11 @@ host_states = st.fixed_dictionaries(
         "pc": st.integers(0, 3),
         "force": st.sampled_from([None, 0, 1]),
         "cmdline": st.sampled_from([None, 0, 1]),
-        "legacy": st.dictionaries(st.sampled_from(["AuditProcessTracking", "AuditLogonEvents", "AuditPrivilegeUse"]), st.integers(0, 3), max_size=3),
+        "legacy": st.dictionaries(
+            st.sampled_from(["AuditProcessTracking", "AuditLogonEvents", "AuditPrivilegeUse"]),
+            st.integers(0, 3),
+            max_size=3,
+        ),
         "log_mb": st.sampled_from([20, 64, 512]),
         "want_mb": st.sampled_from([None, 32, 128, 1024]),
     }
@@ -208,7 +214,9 @@ def test_any_host_state_converges_idempotently_and_rolls_back_exactly(state: dic
     assert after.audit is not None and original.audit is not None
     assert after.audit.process_creation_success
     assert (after.audit.process_creation or 0) & 2 == (original.audit.process_creation or 0) & 2 or any(
-        v & 2 for k, v in original.legacy.categories.items() if k == "AuditProcessTracking"  # type: ignore[union-attr]
+        v & 2
+        for k, v in original.legacy.categories.items()
+        if k == "AuditProcessTracking"  # type: ignore[union-attr]
     )
     for guid, value in original.audit.settings.items():  # no auditing lost anywhere
         assert after.audit.settings[guid] & value == value, guid
