@@ -23,8 +23,21 @@ def lab_process(count: int, profiles: str, faults: list[str]) -> Iterator[Path]:
     workdir = Path(tempfile.mkdtemp(prefix="procaudit-bench-"))
     inventory = workdir / "lab.yml"
     env = {**os.environ, "PROCAUDIT_USER": CREDENTIALS.username, "PROCAUDIT_PASSWORD": CREDENTIALS.password}
-    args = [sys.executable, "-m", "procaudit", "lab", "up", "--count", str(count), "--profiles", profiles,
-            "--subnet", str(_free_subnet(5985)), "-i", str(inventory)]
+    args = [
+        sys.executable,
+        "-m",
+        "procaudit",
+        "lab",
+        "up",
+        "--count",
+        str(count),
+        "--profiles",
+        profiles,
+        "--subnet",
+        str(_free_subnet(5985)),
+        "-i",
+        str(inventory),
+    ]
     for fault in faults:
         args += ["--fault", fault]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -118,7 +118,7 @@ def import_sigma_rules(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the converted rules.")],
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> int:
-    """Convert Sigma process_creation rules into procaudit rules (written disabled), reporting what cannot be expressed."""
+    """Convert Sigma process_creation rules into procaudit rules (written disabled); report what cannot be expressed."""
     reports = sigma_import.import_sigma(sigma_files, output)
     if fmt == "json":
         typer.echo(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
