@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from procaudit.detections.scom import EXPORT_MP, GET_CANARY_ALERT, IMPORT_MP
+from procaudit.filecopy import COPY_FILE
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
 
 ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     GET_HOST_IDENTITY,
+    COPY_FILE,
+    EXPORT_MP,
+    IMPORT_MP,
+    GET_CANARY_ALERT,
 ]

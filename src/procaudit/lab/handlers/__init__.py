@@ -1,5 +1,5 @@
 """Lab implementations of the shipped scripts, one module per area; importing a module registers it."""
 
-from procaudit.lab.handlers import identity
+from procaudit.lab.handlers import files, identity, scom
 
-__all__ = ["identity"]
+__all__ = ["files", "identity", "scom"]
