@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from procaudit.cli.options import (
     AuthOpt,
@@ -101,7 +102,7 @@ def test_events(
     return 0
 
 
-def _print_table(console: Console, result: replay.ReplayResult) -> None:
+def _print_table(console: Console, result: replay.ReplayResult, *, show_matches: bool = True) -> None:
     console.print(
         f"{result.events} events read, {result.skipped} skipped (damaged), {result.ignored} other events; "
         f"span {result.first_time} .. {result.last_time} ({result.span_days:.3f} days)",
@@ -115,20 +116,21 @@ def _print_table(console: Console, result: replay.ReplayResult) -> None:
             rule.rule_id, str(rule.enabled), str(rule.hits), f"{rule.alerts_per_day:g}", str(rule.distinct_alerts)
         )
     console.print(table)
-    if result.matches:
+    if result.matches and show_matches:
         matches = Table(title="Matched events")
         for column in ("rule", "time", "host", "process", "command line"):
             matches.add_column(column, overflow="fold")
         for match in result.matches:
+            # Text cells: event data is never read as Rich markup ("[redacted, ...]" would vanish as a tag).
             matches.add_row(
-                match.rule_id,
-                match.time or "",
-                match.host or "",
-                match.new_process_name or "",
-                match.command_line or "",
+                Text(match.rule_id),
+                Text(match.time or ""),
+                Text(match.host or ""),
+                Text(match.new_process_name or ""),
+                Text(match.command_line or ""),
             )
         console.print(matches)
-    if result.matches_not_listed:
+    if result.matches_not_listed and show_matches:
         console.print(f"{result.matches_not_listed} more matches not listed")
 
 

@@ -12,8 +12,9 @@ What is modelled (facts: ../shared/reference/scom_mp.md §5, the captures in ../
   inner sentence is the lab's own, since no capture of that refusal exists); a pack cannot replace a sealed one;
 - alerts: computed, never stored. A rule of an installed unsealed pack raises an alert for every 4688 event that an
   agent reporting to this management group (a lab host whose SCOM agent is running, ``world.hosts``) logged after
-  the pack was first imported (upgrades keep it running), when the rule is enabled and its data-source expression - read from the pack's XML and
-  evaluated here independently of procaudit's compiler - matches the event's ``Params/Param[N]``. Alerts are
+  the pack was first imported (upgrades keep it running), when the rule is enabled and its data-source expression
+  - read from the pack's XML and evaluated here independently of procaudit's compiler - matches the event's
+  ``Params/Param[N]``. Alerts are
   grouped by the rule's suppression values (one alert, repeat count for the rest), named and described from the
   pack's display strings with the alert parameters filled in, as the console shows them.
 
