@@ -22,9 +22,10 @@ those values, given these facts about the text (pyevtx-rs's JSON of a Windows ev
   escaped character by character (``\\\\`` ``\\"`` ``\\n`` ``\\r`` ``\\t`` ``\\b`` ``\\f`` ``\\u00xx``; nothing else).
   So a value ``v`` containing ``x`` has an encoding containing ``encode(x)``, ``v`` ends with ``x`` exactly when
   its encoding ends with ``encode(x)``, and for ASCII text lower-casing commutes with the encoding;
-- the event has the event schema's shape: ``System`` and then ``EventData``, a flat object of the ``Data``
-  values and the last member of ``Event``. So a key found after ``"EventData":{`` (preceded by ``{`` or ``,``)
-  is an EventData key; a string value ends at the first ``","`` after its opening quote (inside an encoded
+- the event has the event schema's shape: ``System`` (whose members have none of the EventData names) and then
+  ``EventData``, a flat object of the ``Data`` values and the last member of ``Event``. So a key found after
+  ``"EventData":{``, or after the System members the reader already recognised (preceded by ``{`` or ``,``), is
+  an EventData key; a string value ends at the first ``","`` after its opening quote (inside an encoded
   string every ``"`` is escaped), or, for the last member, just before the closing ``"}}}``; a missing key means
   the field is absent (``None``), which no condition matches.
 
@@ -72,8 +73,9 @@ _EVENT_DATA = '"EventData":{'
 _SEPARATOR = "\\\\"  # a backslash as JSON writes it
 _LINE_FEED = "\\n"  # a line feed as JSON writes it
 
-#: A record's raw JSON -> may a rule match it (``True``: decode it)?
-Check = Callable[[str], bool]
+#: A record's raw JSON, and where in it the EventData search may start (0, or past the System members the reader
+#: has already recognised) -> may a rule match it (``True``: decode it)?
+Check = Callable[[str, int], bool]
 
 
 def json_text(text: str) -> str:
@@ -141,7 +143,7 @@ class RawPrefilter:
     def __call__(self, text: str, kind: str) -> bool:
         """``True`` when the record must be decoded."""
         check = self.checks.get(kind)
-        return True if check is None else check(text)
+        return True if check is None else check(text, 0)
 
 
 def _plan(
@@ -221,12 +223,13 @@ def _check(plan: _Plan) -> Check:
     )
     rules = plan.rules
 
-    def check(text: str) -> bool:
+    def check(text: str, start: int) -> bool:
         if not text.isascii():
             return True
-        start = text.find(_EVENT_DATA)
-        if start == -1:
-            return True
+        if start == 0:
+            start = text.find(_EVENT_DATA)
+            if start == -1:
+                return True
         values: list[str] = []
         gated: set[int] = set()
         position = start

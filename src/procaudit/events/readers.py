@@ -39,10 +39,11 @@ MAX_CONSECUTIVE_ERRORS = 1000
 _CHUNK = 1024 * 1024
 _EVTX_MAGIC = b"ElfFile\x00"
 
-#: Cheap checks of a record's raw JSON text, by kind (``security`` for a 4688, ``sysmon`` for a Sysmon event 1):
-#: ``False`` promises that no rule can match the record, so it is counted but never decoded. Used for evtx only,
+#: Cheap checks of a record's raw JSON text, by kind (``security`` for a 4688, ``sysmon`` for a Sysmon event 1),
+#: given where the search for EventData may start (past the System members already recognised, or 0): ``False``
+#: promises that no rule can match the record, so it is counted but never decoded. Used for evtx only,
 #: whose JSON comes from one known writer (pyevtx-rs); see ``procaudit.detections.prefilter``.
-RawFilters = Mapping[str, Callable[[str], bool]]
+RawFilters = Mapping[str, Callable[[str, int], bool]]
 
 
 @dataclass
@@ -258,7 +259,7 @@ def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> 
                         continue
                     check = raw_filters.get(kind) if kind is not None else None
                     time_at = -1
-                if check is not None and not check(text):
+                if check is not None and not check(text, time_at + _STAMP if time_at != -1 else 0):
                     if time_at != -1 and text.startswith('"', time_at + _STAMP):
                         stamp: str | None = text[time_at : time_at + _STAMP]
                     else:

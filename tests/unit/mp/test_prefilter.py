@@ -23,6 +23,7 @@ from procaudit.detections.rules import CompiledRule, compile_rule
 from procaudit.events import make_event
 from procaudit.events.mapping import MalformedRecord, NotProcessCreation, event_from_dict
 from procaudit.events.model import FIELDS
+from procaudit.events.readers import _SECURITY_HEADS, _SYSMON_HEADS
 
 # Pieces that the shipped rules look for, in several cases, with the characters that make JSON and regexes tricky.
 PIECES = [
@@ -164,11 +165,21 @@ def test_filter_never_drops_a_sample_match(rules: list[CompiledRule], events_dir
                 continue
             if any(rule.predicate(event) for rule in rules):
                 matched += 1
-                assert checks[event.origin](text), (path, record["event_record_id"])
+                assert checks[event.origin](text, 0), (path, record["event_record_id"])
+                assert checks[event.origin](text, _start(text)), (path, record["event_record_id"])
     assert matched >= 10
 
 
 # --- synthetic records, written as pyevtx-rs writes them ---------------------------------------------------
+
+
+def _start(text: str) -> int:
+    """Where the reader starts the EventData search: past the record head it recognised, else 0."""
+    for heads in (_SECURITY_HEADS, _SYSMON_HEADS):
+        if text.startswith(heads):
+            return len(heads[0]) + len("2024-05-01T10:00:00.000001Z")
+    return 0
+
 
 _SECURITY_SYSTEM = (
     '{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing",'
@@ -220,8 +231,9 @@ def test_filter_says_no_only_when_no_rule_matches(
         data.pop(drop, None)
     text = _record(_SECURITY_SYSTEM % version, data)
     event = event_from_dict(json.loads(text))
-    if not check(text):
-        assert not [rule.id for rule in rules if rule.predicate(event)]
+    matched = [rule.id for rule in rules if rule.predicate(event)]
+    if not check(text, 0) or not check(text, _start(text)):
+        assert not matched
 
 
 @settings(max_examples=300, deadline=None)
@@ -247,8 +259,9 @@ def test_sysmon_filter_says_no_only_when_no_rule_matches(
     }
     text = _record(_SYSMON_SYSTEM, data)
     event = event_from_dict(json.loads(text))
-    if not check(text):
-        assert not [rule.id for rule in rules if rule.predicate(event)]
+    matched = [rule.id for rule in rules if rule.predicate(event)]
+    if not check(text, 0) or not check(text, _start(text)):
+        assert not matched
 
 
 MARKER = "cmd /c rem procaudit-verify-" + "ab" * 16
@@ -271,14 +284,15 @@ def test_filter_keeps_known_matches(rules: list[CompiledRule], image: str, comma
     text = _record(_SECURITY_SYSTEM % 2, _security_data(2, image, command, parent))
     event = event_from_dict(json.loads(text))
     assert any(rule.predicate(event) for rule in rules)
-    assert check(text)
+    assert check(text, 0) and check(text, _start(text))
 
 
 def test_filter_drops_plain_noise(rules: list[CompiledRule]) -> None:
     check = RawPrefilter(rules).checks["security"]
     for image in ("C:\\Windows\\System32\\conhost.exe", "C:\\Windows\\System32\\cmd.exe"):
         command = "\\??\\C:\\Windows\\system32\\conhost.exe 0x4"
-        assert not check(_record(_SECURITY_SYSTEM % 2, _security_data(2, image, command, "C:\\Windows\\x.exe")))
+        text = _record(_SECURITY_SYSTEM % 2, _security_data(2, image, command, "C:\\Windows\\x.exe"))
+        assert not check(text, 0) and not check(text, _start(text))
 
 
 @pytest.mark.parametrize("text", ["a\\b", 'say "hi"', "line\nfeed", "tab\there", "\x01"])
