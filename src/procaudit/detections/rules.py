@@ -178,7 +178,7 @@ class Rule(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_chars(cls, value: str) -> str:
-        if not RULE_ID.match(value):
+        if not RULE_ID.fullmatch(value):
             raise ValueError("may only hold letters, digits, '_' and '.' (it becomes a SCOM id: no hyphens)")
         return value
 

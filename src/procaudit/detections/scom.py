@@ -33,7 +33,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from procaudit.detections import mpbuild
-from procaudit.detections.rules import CompiledRule
+from procaudit.detections.rules import RULE_ID, CompiledRule
 from procaudit.errors import ContractError, TransportError, UserInputError
 from procaudit.filecopy import copy_file
 from procaudit.fsutil import atomic_write
@@ -44,7 +44,8 @@ from procaudit.transport.base import Connector, HostTarget
 CANARY_RULE_ID = "ProcauditVerifyCanary"
 #: The marker ``procaudit verify`` puts on the command line: this prefix and a 32-hex-digit nonce.
 CANARY_MARKER_PREFIX = "procaudit-verify-"
-_NONCE = re.compile(r"^[0-9a-f]{32}$")
+_NONCE = re.compile(r"[0-9a-f]{32}")
+_VERSION = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}")
 _MAX_PART = 2**31 - 1  # .NET System.Version parts are Int32
 
 
@@ -121,10 +122,9 @@ def parse_version(text: str) -> tuple[int, int, int, int]:
     Raises:
         UserInputError: not four numbers.
     """
-    parts = text.strip().split(".")
-    if len(parts) != 4 or not all(part.isdigit() and len(part) <= 10 for part in parts):
+    if not _VERSION.fullmatch(text.strip()):
         raise UserInputError(f"management pack version {text!r}: use four numbers, e.g. 1.0.0.3")
-    major, minor, build, revision = (int(part) for part in parts)
+    major, minor, build, revision = (int(part) for part in text.strip().split("."))
     return major, minor, build, revision
 
 
@@ -207,6 +207,8 @@ def push(
         UserInputError: a bad MP id or version, or a version that is not newer than the installed one.
     """
     target: HostTarget = connector.target
+    if not RULE_ID.fullmatch(mp_id) or len(mp_id) > 200:
+        raise UserInputError(f"management pack id {mp_id!r}: use letters, digits, '_' and '.' only (no hyphens)")
     if version is not None:
         parse_version(version)
     host = PushHost(host=target.name, address=target.address, lab=target.is_lab, status="ERROR", mp_id=mp_id)
@@ -309,7 +311,7 @@ def check_nonce(nonce: str) -> str:
     Raises:
         UserInputError: anything else.
     """
-    if not _NONCE.match(nonce):
+    if not _NONCE.fullmatch(nonce):
         raise UserInputError(f"nonce {nonce!r}: expected 32 lower-case hexadecimal characters")
     return nonce
 
