@@ -95,6 +95,8 @@ class VerifyHost(BaseModel):
     waited_ms: int | None = None
     polls: int | None = None
     marker_process_id: str | None = None
+    nonce: str | None = None
+    """The marker's nonce: what the SCOM canary alert carries (``verify --scom``)."""
     event: VerifyEvent | None = None
     lab: bool = False
 
@@ -214,6 +216,7 @@ def _host(outcome: HostOutcome[VerifyResult], show_command_lines: bool) -> Verif
             "waited_ms": result.waited_milliseconds,
             "polls": result.polls,
             "marker_process_id": result.marker_process_id,
+            "nonce": result.nonce,
             "event": event,
         }
     )
