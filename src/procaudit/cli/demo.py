@@ -14,7 +14,7 @@ from procaudit.cli import estimate as estimate_cli
 from procaudit.cli import plan as plan_cli
 from procaudit.cli.app import app
 from procaudit.cli.check import emit_readiness, emit_verify
-from procaudit.cli.mp import _alert_table, _print_table, _push_table
+from procaudit.cli.mp import _print_table, _push_table
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
 from procaudit.content import content_path
@@ -34,7 +34,7 @@ from procaudit.report.output import OutputFormat, print_rich
 from procaudit.rollout import PlanSettings, build_plan
 from procaudit.rollout.plan import estimate_digest
 from procaudit.rollout.render import table as plan_table
-from procaudit.verify import verify
+from procaudit.verify import confirm_in_scom, verify
 
 SCOM_SERVER = "lab-scom-01"
 MARKER_HOST = "lab-ready-01"
@@ -134,12 +134,10 @@ def demo() -> None:
                 pushed = scom.push(connector, rules, backup_dir=Path(workdir) / "mp-backups")
                 print_rich(_push_table(scom.PushReport(hosts=[pushed])), None)
 
-            stderr.print(Rule("9. the canary: a verification marker on a host, the alert in SCOM"))
+            stderr.print(Rule(f"9. verify --scom {SCOM_SERVER}: a marker on {MARKER_HOST}, its canary alert in SCOM"))
             marker = next(t for t in session.targets if t.name == MARKER_HOST)
-            proof = verify([marker], session.connect, timeout_seconds=3)
-            nonce = proof.hosts[0].nonce or ""
-            stderr.print(f"verify on {MARKER_HOST}: {proof.hosts[0].status} (marker nonce {nonce})", highlight=False)
-            found = scom.find_canary_alert(connector, nonce, timeout=0)
-            print_rich(_alert_table(scom.AlertReport(hosts=[found])), None)
+            proof = confirm_in_scom(verify([marker], session.connect, timeout_seconds=3), connector, timeout_seconds=0)
+            emit_verify(proof, OutputFormat.table, None)
+            stderr.print(proof.summary.text, highlight=False)
         finally:
             connector.close()
