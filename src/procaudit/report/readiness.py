@@ -226,7 +226,7 @@ def verify_table(report: VerifyReport) -> Table:
         table.add_column(column, justify="right" if column == "Latency ms" else "left", overflow="fold")
     for host in report.hosts:
         # Text(), not markup: a redacted command line reads "[redacted: ...]", which Rich would take for a tag.
-        row = [
+        row: list[Text | str] = [
             Text(host.host),
             _styled(host.status.value),
             host.reason,
