@@ -26,8 +26,22 @@ def lab_process(
     workdir = Path(tempfile.mkdtemp(prefix="procaudit-bench-"))
     inventory = workdir / "lab.yml"
     env = {**os.environ, "PROCAUDIT_USER": CREDENTIALS.username, "PROCAUDIT_PASSWORD": CREDENTIALS.password}
-    args = [sys.executable, "-m", "procaudit", "lab", "up", "--count", str(count), "--profiles", profiles,
-            "--subnet", str(_free_subnet(5985 if "http" in options else 5986)), "-i", str(inventory), *options]
+    args = [
+        sys.executable,
+        "-m",
+        "procaudit",
+        "lab",
+        "up",
+        "--count",
+        str(count),
+        "--profiles",
+        profiles,
+        "--subnet",
+        str(_free_subnet(5985 if "http" in options else 5986)),
+        "-i",
+        str(inventory),
+        *options,
+    ]
     for fault in faults:
         args += ["--fault", fault]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from procaudit.detections.scom import EXPORT_MP, GET_CANARY_ALERT, IMPORT_MP
 from procaudit.estimate.measure import MEASURE_RATE, MEASURE_SAMPLE
 from procaudit.facts import GET_PROCAUDIT_FACTS
+from procaudit.filecopy import COPY_FILE
 from procaudit.ping import GET_HOST_IDENTITY
 from procaudit.remote import ScriptSpec
 from procaudit.rollout.direct import SET_PROCAUDIT_SETTINGS
@@ -25,6 +27,7 @@ ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     MEASURE_SAMPLE,
     GET_PROCAUDIT_FACTS,
     TEST_PROCESS_CREATION_EVENT,
+<<<<<<< HEAD
     SET_PROCAUDIT_SETTINGS,
     GET_GPO_STATE,
     IMPORT_GPO,
@@ -32,4 +35,10 @@ ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     SET_GPO_LINK,
     SET_GROUP_MEMBER,
     INVOKE_POLICY_REFRESH,
+=======
+    COPY_FILE,
+    EXPORT_MP,
+    IMPORT_MP,
+    GET_CANARY_ALERT,
+>>>>>>> main
 ]

@@ -35,6 +35,9 @@ class ScriptResult(BaseModel):
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore")
 
 
+#: PowerShell's common parameters: a script gets them from [CmdletBinding()], never from its param() block.
+COMMON_PARAMETERS = frozenset({"WhatIf", "Confirm", "Verbose", "Debug"})
+
 P = TypeVar("P", bound=ScriptParams)
 R = TypeVar("R", bound=ScriptResult)
 
@@ -63,4 +66,6 @@ class ScriptSpec(Generic[P, R]):
 
     @property
     def param_names(self) -> list[str]:
-        return [field.alias or name for name, field in self.params.model_fields.items()]
+        """The names the script's ``param()`` block declares (common parameters such as -WhatIf excluded)."""
+        names = [field.alias or name for name, field in self.params.model_fields.items()]
+        return [name for name in names if name not in COMMON_PARAMETERS]

@@ -16,6 +16,7 @@ Command lines are redacted in the report unless asked for (``show_command_lines`
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -82,6 +83,15 @@ class VerifyEvent(BaseModel):
     """Redacted unless the report was made with ``show_command_lines``."""
 
 
+class ScomConfirmation(BaseModel):
+    """Whether the canary alert of this host's marker reached SCOM (``verify --scom``)."""
+
+    server: str
+    status: str  # PASS | FAIL | ERROR
+    message: str
+    waited_s: float = 0.0
+
+
 class VerifyHost(BaseModel):
     host: str
     address: str
@@ -95,6 +105,9 @@ class VerifyHost(BaseModel):
     waited_ms: int | None = None
     polls: int | None = None
     marker_process_id: str | None = None
+    nonce: str | None = None
+    """The marker's nonce: what the SCOM canary alert carries (``verify --scom``)."""
+    scom: ScomConfirmation | None = None
     event: VerifyEvent | None = None
     lab: bool = False
 
@@ -214,6 +227,7 @@ def _host(outcome: HostOutcome[VerifyResult], show_command_lines: bool) -> Verif
             "waited_ms": result.waited_milliseconds,
             "polls": result.polls,
             "marker_process_id": result.marker_process_id,
+            "nonce": result.nonce,
             "event": event,
         }
     )
@@ -261,7 +275,41 @@ def verify(
 
 
 def exit_code(report: VerifyReport) -> int:
-    """0 all PASS, 1 any FAIL, 3 any ERROR (host problems dominate)."""
-    if report.summary.error:
+    """0 all PASS, 1 any FAIL or canary alert missing in SCOM, 3 any ERROR (host problems dominate)."""
+    scom = [h.scom for h in report.hosts if h.scom is not None]
+    if report.summary.error or any(c.status == "ERROR" for c in scom):
         return 3
-    return 1 if report.summary.failed else 0
+    return 1 if report.summary.failed or any(c.status != "PASS" for c in scom) else 0
+
+
+def confirm_in_scom(
+    report: VerifyReport,
+    server: Connector,
+    *,
+    timeout_seconds: float = 300.0,
+    interval_seconds: float = 15.0,
+) -> VerifyReport:
+    """Wait on the SCOM management server for the canary alert of every host whose marker was logged.
+
+    All hosts share one deadline: SCOM raises each alert when the host's agent forwards the event, usually
+    within a minute or two, so the first wait covers most of the others.
+    """
+    from procaudit.detections.scom import find_canary_alert  # the MP side, only when SCOM is asked for
+
+    deadline = time.monotonic() + timeout_seconds
+    hosts = []
+    for host in report.hosts:
+        if host.status != VerifyStatus.PASS or not host.nonce:
+            hosts.append(host)
+            continue
+        remaining = max(0.0, deadline - time.monotonic())
+        alert = find_canary_alert(server, host.nonce, timeout=remaining, interval=interval_seconds)
+        confirmation = ScomConfirmation(
+            server=server.target.name, status=alert.status, message=alert.message, waited_s=alert.waited_s
+        )
+        hosts.append(host.model_copy(update={"scom": confirmation}))
+    asked = [h.scom for h in hosts if h.scom is not None]
+    confirmed = sum(1 for c in asked if c.status == "PASS")
+    text = f"{report.summary.text}; {confirmed} of {len(asked)} canary alerts confirmed in SCOM"
+    summary = report.summary.model_copy(update={"text": text})
+    return report.model_copy(update={"hosts": hosts, "summary": summary})

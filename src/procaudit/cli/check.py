@@ -21,6 +21,7 @@ from procaudit.cli.options import (
     OutputOpt,
     PortOpt,
     ScriptTimeoutOpt,
+    Session,
     TransportOpt,
     UserOpt,
     WorkersOpt,
@@ -31,6 +32,7 @@ from procaudit.cli.options import (
 from procaudit.errors import UserInputError
 from procaudit.facts import ProbeParams
 from procaudit.fsutil import atomic_write
+from procaudit.inventory import to_targets
 from procaudit.readiness import engine
 from procaudit.readiness.catalog import load_catalog
 from procaudit.readiness.collector import render_collector
@@ -43,7 +45,8 @@ from procaudit.report.readiness import (
     verify_csv,
     verify_table,
 )
-from procaudit.verify import VerifyReport, verify
+from procaudit.transport.base import HostTarget
+from procaudit.verify import VerifyReport, confirm_in_scom, verify
 from procaudit.verify import exit_code as verify_exit_code
 
 EvidenceOpt = Annotated[
@@ -157,6 +160,16 @@ def verify_command(
         int, typer.Option("--timeout", min=1, max=600, help="Seconds to wait for the marker's 4688 on each host.")
     ] = 30,
     show_command_lines: ShowCmdOpt = False,
+    scom: Annotated[
+        str | None,
+        typer.Option(
+            "--scom",
+            help="Also confirm each logged marker's canary alert on this SCOM management server (an inventory host).",
+        ),
+    ] = None,
+    scom_timeout: Annotated[
+        float, typer.Option("--scom-timeout", min=0, help="Seconds to wait for the canary alerts in SCOM.")
+    ] = 300.0,
     workers: WorkersOpt = 32,
     fmt: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
@@ -186,6 +199,7 @@ def verify_command(
         script_timeout,
     )
     session = open_session(args)
+    server = _scom_server(session, args, scom) if scom else None
     with progress(len(session.targets), "verify") as advance:
         report = verify(
             session.targets,
@@ -195,11 +209,26 @@ def verify_command(
             workers=workers,
             on_done=advance,
         )
+    if server is not None:
+        stderr.print(f"waiting up to {scom_timeout:g} s for the canary alerts on {server.name} ...", highlight=False)
+        connector = session.connect(server)
+        try:
+            report = confirm_in_scom(report, connector, timeout_seconds=scom_timeout)
+        finally:
+            connector.close()
     emit_verify(report, fmt, output)
     stderr.print(report.summary.text, highlight=False)
     if report.interrupted:
         raise typer.Exit(130)
     raise typer.Exit(verify_exit_code(report))
+
+
+def _scom_server(session: Session, args: ConnectionArgs, name: str) -> HostTarget:
+    """The management server named by --scom: exactly one inventory host, whether or not --limit selects it."""
+    matches = session.inventory.select(name)
+    if len(matches) != 1:
+        raise UserInputError(f"--scom {name!r} matches {len(matches)} inventory hosts; name exactly one")
+    return to_targets(session.inventory, matches, args.overrides())[0]
 
 
 def emit_verify(report: VerifyReport, fmt: OutputFormat, output: Path | None) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 from pathlib import Path
 
+from rich.console import Console
 from rich.rule import Rule
 
 from procaudit.cli import estimate as estimate_cli
@@ -14,11 +16,19 @@ from procaudit.cli import plan as plan_cli
 from procaudit.cli.app import app
 from procaudit.cli.check import emit_readiness, emit_verify
 from procaudit.cli.deploy import _progress, diff_text, result_table
+from procaudit.cli.mp import _print_table, _push_table
 from procaudit.cli.options import ConnectionArgs, open_session, stderr
 from procaudit.cli.ping import _summary, _table
+from procaudit.content import content_path
+from procaudit.detections import mpbuild, scom
+from procaudit.detections.replay import replay
+from procaudit.detections.rules import load_rules
 from procaudit.estimate import EstimateSettings, estimate
 from procaudit.estimate.render import table as estimate_table
 from procaudit.estimate.report import primary_group
+from procaudit.events.model import VERSION_HOSTS
+from procaudit.fsutil import atomic_write
+from procaudit.lab.profiles import DEMO_MIX
 from procaudit.lab.runtime import Lab, lab_credentials, lab_plan
 from procaudit.ping import ping
 from procaudit.readiness.engine import check_hosts
@@ -28,16 +38,26 @@ from procaudit.rollout.deploy import DeployOptions, Deployment, open_journal
 from procaudit.rollout.plan import estimate_digest
 from procaudit.rollout.planfile import plan_from_document
 from procaudit.rollout.render import table as plan_table
-from procaudit.verify import verify
+from procaudit.verify import confirm_in_scom, verify
+
+SCOM_SERVER = "lab-scom-01"
+MARKER_HOST = "lab-ready-01"
+
+
+def _sample_events() -> Path | None:
+    """``../shared/data/events`` (or under ``$PROCAUDIT_SHARED``), when this checkout has it."""
+    root = Path(os.environ.get("PROCAUDIT_SHARED") or Path.cwd().parent / "shared")
+    events = root / "data" / "events"
+    return events if events.is_dir() else None
 
 
 @app.command("demo")
 def demo() -> None:
-    """Start a lab of a dozen mixed hosts and run the main flow against it over real PSRP."""
+    """Start a lab of a dozen mixed hosts and a SCOM management server and run the main flow over real PSRP."""
     credentials = lab_credentials()
     with (
         tempfile.TemporaryDirectory(prefix="procaudit-demo-") as workdir,
-        Lab(lab_plan(None, None), credentials=credentials) as lab,
+        Lab(lab_plan(None, [*DEMO_MIX, "scom"]), credentials=credentials) as lab,
     ):
         inventory = Path(workdir) / "lab.yml"
         lab.write_inventory(inventory)
@@ -103,3 +123,43 @@ def demo() -> None:
         print_rich(result_table(deployed), None)
         stderr.print(deployed.summary, highlight=False, markup=False)
         stderr.print(f"journal {journal}: rerun 'procaudit deploy' with it to resume, 'procaudit rollback' to undo")
+
+        stderr.print(Rule("8. mp build: the detection rules compiled into a SCOM management pack"))
+        rules = load_rules(content_path("detections"))
+        built = mpbuild.build(rules)
+        pack = Path(workdir) / f"{built.mp_id}.xml"
+        atomic_write(pack, built.xml, mode=0o644)
+        stderr.print(
+            f"{built.mp_id} {built.version}: {len(built.rules)} rules, {len(built.xml) // 1024} KB, "
+            "valid against the MP schema and the semantic checks",
+            highlight=False,
+        )
+        for version, hosts in VERSION_HOSTS.items():
+            blind = [rule.id for rule in rules if version in rule.blind_versions]
+            if blind:
+                names = ", ".join(blind) if len(blind) <= 3 else f"{len(blind)} of {len(rules)} rules"
+                stderr.print(f"  blind on 4688 v{version} ({hosts}): {names}", highlight=False)
+
+        stderr.print(Rule("9. mp test: real event samples replayed through the same rules"))
+        events = _sample_events()
+        if events is None:
+            stderr.print("skipped: no sample events here (../shared/data/events; set PROCAUDIT_SHARED)")
+        else:
+            files = sorted(p for p in events.rglob("*") if p.suffix in (".evtx", ".json", ".jsonl"))
+            _print_table(Console(), replay(files, rules), show_matches=False)
+
+        stderr.print(Rule(f"10. mp push: install the pack on {SCOM_SERVER}, then push again (backup, version bump)"))
+        target = next(t for t in session.targets if t.name == SCOM_SERVER)
+        connector = session.connect(target)
+        try:
+            for _ in range(2):
+                pushed = scom.push(connector, rules, backup_dir=Path(workdir) / "mp-backups")
+                print_rich(_push_table(scom.PushReport(hosts=[pushed])), None)
+
+            stderr.print(Rule(f"11. verify --scom {SCOM_SERVER}: a marker on {MARKER_HOST}, its canary alert in SCOM"))
+            marker = next(t for t in session.targets if t.name == MARKER_HOST)
+            proof = confirm_in_scom(verify([marker], session.connect, timeout_seconds=3), connector, timeout_seconds=0)
+            emit_verify(proof, OutputFormat.table, None)
+            stderr.print(proof.summary.text, highlight=False)
+        finally:
+            connector.close()

@@ -1,4 +1,5 @@
-"""``procaudit mp``: build the detection management pack, replay events through the rules, import Sigma rules."""
+"""``procaudit mp``: build the detection management pack, replay events through the rules, import Sigma rules,
+push the pack to a SCOM management server and find the canary alert there."""
 
 from __future__ import annotations
 
@@ -9,12 +10,32 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from procaudit.cli.options import (
+    AuthOpt,
+    CaBundleOpt,
+    ConnectionArgs,
+    ConnectTimeoutOpt,
+    FormatOpt,
+    InventoryOpt,
+    NoVerifyOpt,
+    OperationTimeoutOpt,
+    OutputOpt,
+    PortOpt,
+    ScriptTimeoutOpt,
+    TransportOpt,
+    UserOpt,
+    open_session,
+    stderr,
+)
 from procaudit.content import content_path
-from procaudit.detections import mpbuild, replay, sigma_import
+from procaudit.detections import mpbuild, replay, scom, sigma_import
 from procaudit.detections.rules import load_rules
 from procaudit.errors import UserInputError
 from procaudit.fsutil import atomic_write
+from procaudit.report.output import OutputFormat, emit, print_rich
+from procaudit.transport.base import Connector
 
 app = typer.Typer(name="mp", help="Detection rules and the SCOM management pack.", no_args_is_help=True)
 
@@ -81,7 +102,7 @@ def test_events(
     return 0
 
 
-def _print_table(console: Console, result: replay.ReplayResult) -> None:
+def _print_table(console: Console, result: replay.ReplayResult, *, show_matches: bool = True) -> None:
     console.print(
         f"{result.events} events read, {result.skipped} skipped (damaged), {result.ignored} other events; "
         f"span {result.first_time} .. {result.last_time} ({result.span_days:.3f} days)",
@@ -95,20 +116,21 @@ def _print_table(console: Console, result: replay.ReplayResult) -> None:
             rule.rule_id, str(rule.enabled), str(rule.hits), f"{rule.alerts_per_day:g}", str(rule.distinct_alerts)
         )
     console.print(table)
-    if result.matches:
+    if result.matches and show_matches:
         matches = Table(title="Matched events")
         for column in ("rule", "time", "host", "process", "command line"):
             matches.add_column(column, overflow="fold")
         for match in result.matches:
+            # Text cells: event data is never read as Rich markup ("[redacted, ...]" would vanish as a tag).
             matches.add_row(
-                match.rule_id,
-                match.time or "",
-                match.host or "",
-                match.new_process_name or "",
-                match.command_line or "",
+                Text(match.rule_id),
+                Text(match.time or ""),
+                Text(match.host or ""),
+                Text(match.new_process_name or ""),
+                Text(match.command_line or ""),
             )
         console.print(matches)
-    if result.matches_not_listed:
+    if result.matches_not_listed and show_matches:
         console.print(f"{result.matches_not_listed} more matches not listed")
 
 
@@ -118,7 +140,7 @@ def import_sigma_rules(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the converted rules.")],
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> int:
-    """Convert Sigma process_creation rules into procaudit rules (written disabled), reporting what cannot be expressed."""
+    """Convert Sigma process_creation rules into procaudit rules (written disabled); report what cannot be expressed."""
     reports = sigma_import.import_sigma(sigma_files, output)
     if fmt == "json":
         typer.echo(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
@@ -131,3 +153,181 @@ def import_sigma_rules(
         table.add_row(report.title or report.source, result, "\n".join(report.unsupported + report.dropped))
     Console().print(table)
     return 0
+
+
+# --- push and verify-alert: talk to a SCOM management server ----------------------------------------------------
+
+ServerOpt = Annotated[
+    str,
+    typer.Option("--server", help="The SCOM management server: a host name (or glob) matching one inventory host."),
+]
+NameOpt = Annotated[str, typer.Option("--name", help="Management pack id.")]
+
+
+def _one_server(args: ConnectionArgs) -> tuple[Connector, str]:
+    session = open_session(args)
+    if len(session.targets) != 1:
+        names = ", ".join(t.name for t in session.targets[:5]) or "none"
+        raise UserInputError(
+            f"--server {args.limit!r} matches {len(session.targets)} inventory hosts ({names}); name one"
+        )
+    target = session.targets[0]
+    return session.connect(target), target.name
+
+
+def _table_or_json(fmt: OutputFormat) -> None:
+    if fmt not in (OutputFormat.table, OutputFormat.json):
+        raise UserInputError("this command writes table or json")
+
+
+@app.command(
+    "push",
+    help="Push the management pack to a SCOM management server over PowerShell Remoting: back up the installed "
+    "version, bump it, copy and import the pack, confirm the installed version. Exit codes: 0 installed; 1 refused by "
+    "the management group, or pending under --check; 2 usage or input error; 3 server unreachable or script error.",
+)
+def push_command(
+    inventory: InventoryOpt,
+    server: ServerOpt,
+    name: NameOpt = mpbuild.DEFAULT_MP_ID,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version to install (default: the installed version, bumped).")
+    ] = None,
+    rules: RulesOption = None,
+    backup_dir: Annotated[
+        Path, typer.Option("--backup-dir", help="Where to keep the exported backup of the installed pack.")
+    ] = Path("mp-backups"),
+    check: Annotated[bool, typer.Option("--check", help="Say what would be imported; change nothing.")] = False,
+    fmt: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    transport: TransportOpt = None,
+    port: PortOpt = None,
+    auth: AuthOpt = None,
+    user: UserOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    no_verify: NoVerifyOpt = False,
+    connect_timeout: ConnectTimeoutOpt = None,
+    operation_timeout: OperationTimeoutOpt = None,
+    script_timeout: ScriptTimeoutOpt = None,
+) -> None:
+    _table_or_json(fmt)
+    compiled = load_rules(_rules_dir(rules))
+    args = ConnectionArgs(
+        inventory,
+        server,
+        transport,
+        port,
+        auth,
+        user,
+        ca_bundle,
+        no_verify,
+        connect_timeout,
+        operation_timeout,
+        script_timeout,
+    )
+    connector, host = _one_server(args)
+    stderr.print(f"{'checking' if check else 'pushing'} {name} on {host} ...", highlight=False)
+    try:
+        outcome = scom.push(connector, compiled, mp_id=name, version=version, check=check, backup_dir=backup_dir)
+    finally:
+        connector.close()
+    report = scom.PushReport(hosts=[outcome])
+    if fmt == OutputFormat.json:
+        emit(json.dumps(report.model_dump(mode="json"), indent=2), output)
+    else:
+        print_rich(_push_table(report), output)
+    stderr.print(f"{outcome.host}: {outcome.status}: {outcome.message}", highlight=False)
+    raise typer.Exit({"OK": 0, "PENDING": 1, "FAIL": 1}.get(outcome.status, 3))
+
+
+def _push_table(report: scom.PushReport) -> Table:
+    lab = any(h.lab for h in report.hosts)
+    table = Table(title="procaudit mp push" + (" - LAB host (a model, not Windows)" if lab else ""))
+    for column in ("Server", "Status", "Pack", "Was", "Now", "Server backup", "Local backup", "Message"):
+        table.add_column(column, overflow="fold")
+    for h in report.hosts:
+        colour = {"OK": "green", "PENDING": "yellow"}.get(h.status, "red")
+        table.add_row(
+            h.host,
+            f"[{colour}]{h.status}[/]",
+            h.mp_id,
+            h.previous_version or "-",
+            h.installed_version or h.new_version or "-",
+            h.server_backup or "",
+            h.local_backup or "",
+            h.message,
+        )
+    return table
+
+
+@app.command(
+    "verify-alert",
+    help="Wait for the canary alert of one 'procaudit verify' run (its nonce) on a SCOM management server. "
+    "Exit codes: 0 the alert is there; 1 not there in time (or the canary rule is not installed); 2 usage or input "
+    "error; 3 server unreachable or script error.",
+)
+def verify_alert_command(
+    inventory: InventoryOpt,
+    server: ServerOpt,
+    nonce: Annotated[str, typer.Option("--nonce", help="The run's nonce: 32 lower-case hexadecimal characters.")],
+    name: NameOpt = mpbuild.DEFAULT_MP_ID,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait for the alert.")] = 300.0,
+    interval: Annotated[float, typer.Option("--interval", min=1, help="Seconds between two looks.")] = 15.0,
+    fmt: FormatOpt = OutputFormat.table,
+    output: OutputOpt = None,
+    transport: TransportOpt = None,
+    port: PortOpt = None,
+    auth: AuthOpt = None,
+    user: UserOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    no_verify: NoVerifyOpt = False,
+    connect_timeout: ConnectTimeoutOpt = None,
+    operation_timeout: OperationTimeoutOpt = None,
+    script_timeout: ScriptTimeoutOpt = None,
+) -> None:
+    _table_or_json(fmt)
+    scom.check_nonce(nonce)
+    args = ConnectionArgs(
+        inventory,
+        server,
+        transport,
+        port,
+        auth,
+        user,
+        ca_bundle,
+        no_verify,
+        connect_timeout,
+        operation_timeout,
+        script_timeout,
+    )
+    connector, host = _one_server(args)
+    stderr.print(f"looking for the canary alert of run {nonce} on {host} (up to {timeout:g} s) ...", highlight=False)
+    try:
+        outcome = scom.find_canary_alert(connector, nonce, mp_id=name, timeout=timeout, interval=interval)
+    finally:
+        connector.close()
+    report = scom.AlertReport(hosts=[outcome])
+    if fmt == OutputFormat.json:
+        emit(json.dumps(report.model_dump(mode="json"), indent=2), output)
+    else:
+        print_rich(_alert_table(report), output)
+    stderr.print(f"{outcome.host}: {outcome.status}: {outcome.message}", highlight=False)
+    raise typer.Exit({"PASS": 0, "FAIL": 1}.get(outcome.status, 3))
+
+
+def _alert_table(report: scom.AlertReport) -> Table:
+    lab = any(h.lab for h in report.hosts)
+    table = Table(title="procaudit mp verify-alert" + (" - LAB host (a model, not Windows)" if lab else ""))
+    for column in ("Server", "Status", "Alerts from", "Raised", "Waited s", "Message"):
+        table.add_column(column, overflow="fold")
+    for h in report.hosts:
+        colour = "green" if h.status == "PASS" else "red"
+        table.add_row(
+            h.host,
+            f"[{colour}]{h.status}[/]",
+            ", ".join(sorted({a.computer_name or "?" for a in h.alerts})),
+            ", ".join(a.time_raised or "" for a in h.alerts),
+            f"{h.waited_s:g}",
+            h.message,
+        )
+    return table

@@ -21,7 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from operator import attrgetter
+from typing import NamedTuple
 
 from procaudit.detections import scom_regex
 from procaudit.events.model import FIELD_MIN_VERSION, ProcessCreationEvent
@@ -88,28 +90,24 @@ def compile_node(node: Node) -> Predicate:
     if isinstance(node, Not):
         inner = compile_node(node.child)
         return lambda event: not inner(event)
-    children = tuple(compile_node(child) for child in node.children)
-    if isinstance(node, All):
-        if len(children) == 1:
-            return children[0]
+    children = [compile_node(child) for child in node.children]
+    if not children:
+        constant = isinstance(node, All)  # an empty And holds, an empty Or does not
+        return lambda _event: constant
+    # A right fold of two-argument closures: short-circuits like SCOM's And / Or, without a loop per event.
+    combine = _both if isinstance(node, All) else _either
+    predicate = children[-1]
+    for child in reversed(children[:-1]):
+        predicate = combine(child, predicate)
+    return predicate
 
-        def all_of(event: ProcessCreationEvent) -> bool:
-            for child in children:
-                if not child(event):
-                    return False
-            return True
 
-        return all_of
-    if len(children) == 1:
-        return children[0]
+def _both(first: Predicate, rest: Predicate) -> Predicate:
+    return lambda event: first(event) and rest(event)
 
-    def any_of(event: ProcessCreationEvent) -> bool:
-        for child in children:
-            if child(event):
-                return True
-        return False
 
-    return any_of
+def _either(first: Predicate, rest: Predicate) -> Predicate:
+    return lambda event: first(event) or rest(event)
 
 
 def evaluate(node: Node, values: dict[str, str | None]) -> bool:
@@ -187,40 +185,119 @@ def fields_newer_than(version: int) -> frozenset[str]:
 
 # --- pre-filter literals --------------------------------------------------------------------------------------
 
-Clauses = tuple[frozenset[str], ...]
 
-_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\/]')
+class Needle(NamedTuple):
+    """One way a clause can be met: the 4688 field's value, lower-cased, contains ``text`` - or, when ``suffix`` is
+    set, ends with ``text`` or with ``text`` and one line feed (which also means it contains ``text``)."""
+
+    field: str
+    text: str
+    suffix: bool = False
 
 
-def _safe(options: frozenset[str]) -> frozenset[str] | None:
-    """Keep, of each option, its longest piece that JSON text shows verbatim (no quote, slash, control...)."""
-    out: set[str] = set()
+#: Necessary conditions for a match: every clause has a needle that the event meets. Only claimed for events whose
+#: values are ASCII (anything else is never pre-filtered). An empty clause can never be met; an empty tuple means
+#: that no cheap condition is known.
+Clauses = tuple[frozenset[Needle], ...]
+
+_MAX_NEEDLES = 16
+_ASCII = tuple(chr(code) for code in range(128))
+
+
+@cache
+def _ascii_twins(char: str, ignore_case: bool) -> frozenset[str]:
+    """The ASCII characters (lower-cased) that the pattern character ``char`` matches, as ``re`` decides it.
+
+    Python's ``re`` folds a few non-ASCII letters onto ASCII ones under IGNORECASE (the Kelvin sign matches
+    ``k``), so this asks the engine itself instead of assuming that a non-ASCII character never matches ASCII.
+    """
+    if char.isascii():
+        return frozenset({char.lower()})
+    pattern = re.compile(re.escape(char), re.IGNORECASE if ignore_case else 0)
+    return frozenset(ascii_char.lower() for ascii_char in _ASCII if pattern.fullmatch(ascii_char))
+
+
+def _ascii_forms(options: frozenset[str], ignore_case: bool) -> frozenset[str] | None:
+    """What the options can look like inside lower-cased ASCII text; ``None`` when that is too many strings.
+
+    An option with a character that matches no ASCII character cannot occur in ASCII text and contributes nothing.
+    """
+    found: set[str] = set()
     for option in options:
-        pieces = [p for p in _UNSAFE.split(option.lower()) if p]
-        if not pieces:
+        variants = {""}
+        for char in option:
+            twins = _ascii_twins(char, ignore_case)
+            variants = {head + twin for head in variants for twin in twins}
+            if len(variants) > _MAX_NEEDLES:
+                return None
+        found |= variants
+        if len(found) > _MAX_NEEDLES:
             return None
-        out.add(max(pieces, key=len))
-    return frozenset(out)
+    return frozenset(found)
+
+
+def _minimal(needles: set[Needle]) -> frozenset[Needle]:
+    """Drop needles implied by another: if ``other`` (a plain contains needle on the same field) is inside
+    ``needle``'s text, meeting ``needle`` means meeting ``other``."""
+    return frozenset(
+        n
+        for n in needles
+        if not any(o != n and o.field == n.field and not o.suffix and o.text in n.text for o in needles)
+    )
+
+
+def _match_clause(node: Match) -> frozenset[Needle] | None:
+    parsed = scom_regex.parse(node.pattern)
+    suffixes = scom_regex.required_suffixes(parsed)
+    if suffixes:
+        forms = _ascii_forms(suffixes, node.ignore_case)
+        if forms is not None:
+            return _minimal({Needle(node.field, text, suffix=True) for text in forms})
+    options = scom_regex.required_substrings(parsed)
+    if not options:
+        return None
+    forms = _ascii_forms(options, node.ignore_case)
+    if forms is None:
+        return None
+    return _minimal({Needle(node.field, text) for text in forms})
+
+
+def rarity(clause: frozenset[Needle]) -> tuple[int, int]:
+    """How selective a clause is likely to be: its shortest needle's length (longer strings occur less often),
+    then fewer needles. Only a proxy: no word frequencies are known here."""
+    return (min((len(n.text) for n in clause), default=1_000_000), -len(clause))
+
+
+def rarest(clauses: Clauses) -> frozenset[Needle]:
+    """The clause most likely to fail on an ordinary event."""
+    return max(clauses, key=rarity)
 
 
 def required_clauses(node: Node) -> Clauses:
-    """Necessary conditions on an event's text: every clause must have one of its strings present.
+    """Necessary conditions on an event's field values, for a cheap look at an event before decoding it.
 
-    Strings are lower-case and free of characters JSON would escape, so they can be looked up in the raw JSON
-    text of a record (lower-cased) before decoding it. An empty tuple means "no cheap condition known".
+    Sound for events whose values are ASCII: if the tree matches such an event, every clause has a needle the
+    event meets (see ``Needle``). ``Not`` yields nothing (a negation requires no text); ``All`` keeps every child's
+    clauses; ``AnyOf`` takes the rarest clause of each child and merges them.
     """
     if isinstance(node, Match):
-        required = scom_regex.required_substrings(scom_regex.parse(node.pattern))
-        safe = _safe(required) if required else None
-        return (safe,) if safe else ()
+        clause = _match_clause(node)
+        return (clause,) if clause is not None else ()
     if isinstance(node, Not):
         return ()
     if isinstance(node, All):
-        return tuple(clause for child in node.children for clause in required_clauses(child))
-    merged: set[str] = set()
+        out: list[frozenset[Needle]] = []
+        for child in node.children:
+            for clause in required_clauses(child):
+                if clause not in out:
+                    out.append(clause)
+        return tuple(out)
+    if not node.children:
+        return ()
+    merged: set[Needle] = set()
     for child in node.children:
         clauses = required_clauses(child)
         if not clauses:
             return ()
-        merged |= max(clauses, key=lambda c: min(len(s) for s in c))
-    return (frozenset(merged),) if merged else ()
+        merged |= rarest(clauses)
+    return (_minimal(merged),)

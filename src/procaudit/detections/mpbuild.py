@@ -269,7 +269,7 @@ def semantic_errors(xml: str) -> list[str]:
         # Module ids (DataSource, WriteAction...) are scoped to their workflow; the language id is not an MP id.
         if value is None or element.tag in ("LanguagePack", "DataSource", "ConditionDetection", "WriteAction"):
             continue
-        if not RULE_ID.match(value) or len(value) > 256:
+        if not RULE_ID.fullmatch(value) or len(value) > 256:
             problems.append(f"id {value!r} is not [A-Za-z0-9_.]{{1,256}}")
         ids[value] = ids.get(value, 0) + 1
     problems += [f"id {value!r} is used {count} times" for value, count in ids.items() if count > 1]
@@ -346,9 +346,9 @@ def build(
         UserInputError: a bad MP id or version.
         ManagementPackError: the generated XML fails the XSD or the semantic checks.
     """
-    if not RULE_ID.match(mp_id) or len(mp_id) > 200:
+    if not RULE_ID.fullmatch(mp_id) or len(mp_id) > 200:
         raise UserInputError(f"management pack id {mp_id!r}: use letters, digits, '_' and '.' only (no hyphens)")
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise UserInputError(f"management pack version {version!r}: use four numbers, e.g. 1.0.0.3")
     if not rules:
         raise UserInputError("no rules to build")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from procaudit.detections.prefilter import RawPrefilter
 from procaudit.detections.rules import CompiledRule
 from procaudit.events.model import ProcessCreationEvent
-from procaudit.events.readers import RawFilter, ReadStats, read_events
+from procaudit.events.readers import ReadStats, read_events
 
 
 class RuleHits(BaseModel):
@@ -74,39 +75,6 @@ def redact(command_line: str | None) -> str | None:
     return f"[redacted, {len(command_line)} characters]" if command_line else ""
 
 
-def raw_filter_for(rules: Sequence[CompiledRule]) -> RawFilter | None:
-    """A cheap pre-check of a 4688 record's raw JSON text: ``False`` only when no rule can match it.
-
-    Built from each rule's required literals (``ir.required_clauses``); ``None`` when some rule has none, since
-    then every record must be decoded. Non-ASCII text is always decoded (case folding beyond ASCII).
-    """
-    plans: list[list[tuple[str, ...]]] = []
-    for rule in rules:
-        if not rule.clauses:
-            return None
-        # Most selective clause first: it rejects most records with the fewest lookups.
-        ordered = sorted(rule.clauses, key=lambda clause: -min(len(s) for s in clause))
-        plans.append([tuple(sorted(clause, key=len, reverse=True)) for clause in ordered])
-
-    def check(text: str) -> bool:
-        if not text.isascii():
-            return True
-        start = text.find('"EventData"')
-        low = (text[start:] if start != -1 else text).lower()
-        for clauses in plans:
-            for clause in clauses:
-                for literal in clause:
-                    if literal in low:
-                        break
-                else:
-                    break
-            else:
-                return True
-        return False
-
-    return check
-
-
 def _suppression_key(rule: CompiledRule, event: ProcessCreationEvent) -> tuple[str | None, ...]:
     return tuple(event.host if key == "host" else event.field(key) for key in rule.rule.suppression)
 
@@ -134,12 +102,12 @@ def replay(
     matches: list[MatchRecord] = []
     not_listed = 0
     files: list[FileHits] = []
-    raw_filter = raw_filter_for(rules) if prefilter else None
+    raw_filters = RawPrefilter(rules).checks if prefilter else None
     checks = [(rule, rule.predicate, hits, keys[rule.id]) for rule in rules]
     for path in paths:
         before = (stats.events, stats.skipped, stats.ignored)
         file_hits = dict.fromkeys(hits, 0)
-        for event in read_events(path, stats, raw_filter=raw_filter):
+        for event in read_events(path, stats, raw_filters=raw_filters):
             for rule, predicate, counter, seen in checks:
                 if not predicate(event):
                     continue

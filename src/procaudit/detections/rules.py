@@ -178,7 +178,7 @@ class Rule(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_chars(cls, value: str) -> str:
-        if not RULE_ID.match(value):
+        if not RULE_ID.fullmatch(value):
             raise ValueError("may only hold letters, digits, '_' and '.' (it becomes a SCOM id: no hyphens)")
         return value
 
@@ -386,8 +386,8 @@ def compile_rule(doc: Any, source: Path | None = None) -> CompiledRule:
         line = _line_of(doc, ["min_event_version"])
         used = sorted(f for f in ir.fields_used(condition) if FIELD_MIN_VERSION[f] > 0)
         raise RuleFileError(
-            f"{where}:{line or '?'}: rule {rule.id!r}: min_event_version: the fields used ({', '.join(used) or 'none'}) "
-            f"imply {implied}, not {rule.min_event_version}"
+            f"{where}:{line or '?'}: rule {rule.id!r}: min_event_version: "
+            f"the fields used ({', '.join(used) or 'none'}) imply {implied}, not {rule.min_event_version}"
         )
     return CompiledRule(
         rule=rule,

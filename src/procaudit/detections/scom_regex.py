@@ -16,7 +16,8 @@ quantifiers, ``(?...)`` groups (case is the rule's ``case_sensitive`` setting, a
 (.NET class subtraction, Python set operations), a bare ``{`` or ``]``.
 
 Known divergence kept on purpose: with ``(?i)``, Python also folds four non-ASCII letters onto ASCII ones
-(``ı İ ſ`` and the Kelvin sign); .NET folds by culture. Windows paths and switches are ASCII.
+(U+0131 dotless i, U+0130 capital I with dot, U+017F long s and U+212A Kelvin sign); .NET folds by culture.
+Windows paths and switches are ASCII.
 """
 
 from __future__ import annotations
@@ -361,7 +362,7 @@ def _lits_of(node: Node) -> frozenset[str] | None:
         return frozenset({node.char})
     if isinstance(node, CharClass) and not node.negated:
         chars = {chr(c) for low, high in node.ranges for c in range(ord(low), ord(high) + 1)}
-        return frozenset(chars) if len(chars) <= 4 else None
+        return frozenset(chars) if len(chars) <= 8 else None
     if isinstance(node, Group):
         out: set[str] = set()
         for seq in node.alternatives:
@@ -430,3 +431,31 @@ def required_substrings(node: Node) -> frozenset[str] | None:
         return best
     exact = _lits_of(node)
     return exact if exact and _score(exact) > 0 else None
+
+
+def required_suffixes(node: Node) -> frozenset[str] | None:
+    """Strings one of which ends every value the pattern matches (before an optional final line feed), or ``None``.
+
+    Known only for patterns whose every alternative ends with literal text and then ``$`` (``endswith`` compiles
+    to that). ``$`` also matches before one final line feed, so a value may end with the string plus ``\\n``.
+    """
+    if not isinstance(node, Group):
+        return None
+    out: set[str] = set()
+    for seq in node.alternatives:
+        items = seq.items
+        if not items or items[-1] != Anchor("$"):
+            return None
+        tail: frozenset[str] = frozenset({""})
+        for item in reversed(items[:-1]):
+            exact = _lits_of(item)
+            if exact is None or isinstance(item, Anchor):
+                break
+            joined = frozenset(b + a for a in tail for b in exact)
+            if len(joined) > _MAX_VARIANTS:
+                break
+            tail = joined
+        if _score(tail) == 0:
+            return None
+        out |= tail
+    return frozenset(out) if len(out) <= _MAX_VARIANTS else None

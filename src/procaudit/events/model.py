@@ -134,9 +134,25 @@ def make_event(
         else:
             event_version = 0
     version = max(0, min(event_version, MAX_EVENT_VERSION))
-    values = [fields.get(name) if FIELD_MIN_VERSION[name] <= version else None for name in FIELDS]
+    get = fields.get
+    v1 = version >= 1
+    v2 = version >= 2
     return ProcessCreationEvent(
-        *values,
+        SubjectUserSid=get("SubjectUserSid"),
+        SubjectUserName=get("SubjectUserName"),
+        SubjectDomainName=get("SubjectDomainName"),
+        SubjectLogonId=get("SubjectLogonId"),
+        NewProcessId=get("NewProcessId"),
+        NewProcessName=get("NewProcessName"),
+        TokenElevationType=get("TokenElevationType"),
+        ProcessId=get("ProcessId"),
+        CommandLine=get("CommandLine") if v1 else None,
+        TargetUserSid=get("TargetUserSid") if v2 else None,
+        TargetUserName=get("TargetUserName") if v2 else None,
+        TargetDomainName=get("TargetDomainName") if v2 else None,
+        TargetLogonId=get("TargetLogonId") if v2 else None,
+        ParentProcessName=get("ParentProcessName") if v2 else None,
+        MandatoryLabel=get("MandatoryLabel") if v2 else None,
         record_id=record_id,
         time=time,
         host=host,

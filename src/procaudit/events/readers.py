@@ -20,11 +20,11 @@ Sysmon event 1 are counted as ``ignored``. A file that cannot be read at all rai
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
 from procaudit.errors import EventFileError
 from procaudit.events.mapping import MalformedRecord, NotProcessCreation, event_from_dict, parse_time
@@ -39,9 +39,11 @@ MAX_CONSECUTIVE_ERRORS = 1000
 _CHUNK = 1024 * 1024
 _EVTX_MAGIC = b"ElfFile\x00"
 
-#: A cheap check of a record's raw JSON text: ``False`` promises that no rule can match it, so it is counted
-#: but never decoded. It is only called on records already known to be a Security 4688.
-RawFilter = Callable[[str], bool]
+#: Cheap checks of a record's raw JSON text, by kind (``security`` for a 4688, ``sysmon`` for a Sysmon event 1),
+#: given where the search for EventData may start (past the System members already recognised, or 0): ``False``
+#: promises that no rule can match the record, so it is counted but never decoded. Used for evtx only,
+#: whose JSON comes from one known writer (pyevtx-rs); see ``procaudit.detections.prefilter``.
+RawFilters = Mapping[str, Callable[[str, int], bool]]
 
 
 @dataclass
@@ -101,14 +103,14 @@ def read_events(
     path: Path | str,
     stats: ReadStats | None = None,
     *,
-    raw_filter: RawFilter | None = None,
+    raw_filters: RawFilters | None = None,
 ) -> Iterator[ProcessCreationEvent]:
     """Yield every 4688 / Sysmon 1 event of one file, in file order.
 
     Args:
         path: the event file.
         stats: counters to update (events, skipped, ignored, time span).
-        raw_filter: optional cheap pre-check of a record's raw JSON text (evtx only), see ``RawFilter``.
+        raw_filters: optional cheap pre-checks of a record's raw JSON text (evtx only), see ``RawFilters``.
 
     Raises:
         EventFileError: the file cannot be read at all (missing, empty, unknown format, broken structure).
@@ -117,7 +119,7 @@ def read_events(
     stats = stats if stats is not None else ReadStats()
     fmt = detect_format(path)
     if fmt == "evtx":
-        yield from _read_evtx(path, stats, raw_filter)
+        yield from _read_evtx(path, stats, raw_filters)
     elif fmt == "jsonl":
         yield from _read_jsonl(path, stats)
     elif fmt == "json":
@@ -142,12 +144,37 @@ def _accept(doc: Any, path: Path, stats: ReadStats, record_number: int) -> Proce
 
 # --- evtx ---------------------------------------------------------------------------------------------
 
+# How pyevtx-rs starts the JSON of a Security 4688 and of a Sysmon event 1, up to the event's time: provider and
+# event id come first in System, and the members up to TimeCreated are fixed for these events (the version is one
+# digit). A record that starts otherwise is classified the slower way (``_raw_kind``) and its time read by search.
+_HEAD = '{"Event":{"#attributes":{"xmlns":"http://schemas.microsoft.com/win/2004/08/events/event"},"System":{'
+_TIME_KEY = '"TimeCreated":{"#attributes":{"SystemTime":"'
+_SECURITY_HEADS = tuple(
+    _HEAD + '"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing",'
+    f'"Guid":"54849625-5478-4994-A5BA-3E3B0328C30D"}}}},"EventID":4688,"Version":{version},"Level":0,"Task":13312,'
+    f'"Opcode":0,"Keywords":"0x8020000000000000",{_TIME_KEY}'
+    for version in range(10)
+)
+_SYSMON_HEADS = tuple(
+    _HEAD + '"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon",'
+    f'"Guid":"5770385F-C22A-43E0-BF4C-06F5698FFBD9"}}}},"EventID":1,"Version":{version},"Level":4,"Task":1,'
+    f'"Opcode":0,"Keywords":"0x8000000000000000",{_TIME_KEY}'
+    for version in range(10)
+)
+_SECURITY_TIME = len(_SECURITY_HEADS[0])
+_SYSMON_TIME = len(_SYSMON_HEADS[0])
+_STAMP = len("2021-11-03T08:34:27.978376Z")
+
 
 def _raw_kind(text: str) -> str | None:
     """Classify an evtx record from its raw JSON without decoding it: ``security``, ``sysmon``, ``other``.
 
     ``None`` when the text does not look as expected (then the record is decoded the slow way).
     """
+    if text.startswith(_SECURITY_HEADS):
+        return "security"
+    if text.startswith(_SYSMON_HEADS):
+        return "sysmon"
     at = text.find('"EventID":')
     if at == -1:
         return None
@@ -173,58 +200,95 @@ def _raw_kind(text: str) -> str | None:
     return None
 
 
-def _read_evtx(path: Path, stats: ReadStats, raw_filter: RawFilter | None) -> Iterator[ProcessCreationEvent]:
+def _raw_time(text: str) -> str | None:
+    """The event's System/TimeCreated/@SystemTime as written, which is what decoding reads as its time (the
+    record's own "timestamp" is when it was written, which can differ)."""
+    at = text.find(_TIME_KEY)
+    if at == -1:
+        return None
+    at += len(_TIME_KEY)
+    end = text.find('"', at)
+    return text[at:end] if end != -1 else None
+
+
+def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> Iterator[ProcessCreationEvent]:
     from evtx import PyEvtxParser
 
     try:
         parser = PyEvtxParser(str(path))
     except (OSError, RuntimeError, ValueError) as exc:
         raise EventFileError(f"{path}: not a readable .evtx file ({exc})") from exc
-    records = parser.records_json()
+    # The stub types records as Optional[Any]; pyevtx-rs yields a dict per record and ends with StopIteration.
+    next_record = cast("Callable[[], dict[str, Any]]", parser.records_json().__next__)
+    security_check = raw_filters.get("security") if raw_filters is not None else None
+    sysmon_check = raw_filters.get("sysmon") if raw_filters is not None else None
     errors_in_a_row = 0
     number = 0
-    raw_first: str | None = None
-    raw_last: str | None = None
-    while True:
-        try:
-            record = next(records)
-        except StopIteration:
-            break
-        except (RuntimeError, OSError, ValueError) as exc:
-            # pyevtx-rs reports a damaged chunk or record and carries on with the next one.
-            stats.skip(f"{path}: {exc}")
-            errors_in_a_row += 1
-            if errors_in_a_row > MAX_CONSECUTIVE_ERRORS:
-                raise EventFileError(f"{path}: too many damaged records in a row; the file is unreadable") from exc
-            continue
-        errors_in_a_row = 0
-        number += 1
-        text: str = record["data"]
-        if raw_filter is not None:
-            kind = _raw_kind(text)
-            if kind == "other":
-                stats.ignored += 1
+    # Records the filter settled are only counted, here, and added to ``stats`` once at the end.
+    counted = 0
+    ignored = 0
+    first_stamp: str | None = None
+    last_stamp: str | None = None
+    try:
+        while True:
+            try:
+                record = next_record()
+            except StopIteration:
+                break
+            except (RuntimeError, OSError, ValueError) as exc:
+                # pyevtx-rs reports a damaged chunk or record and carries on with the next one.
+                stats.skip(f"{path}: {exc}")
+                errors_in_a_row += 1
+                if errors_in_a_row > MAX_CONSECUTIVE_ERRORS:
+                    raise EventFileError(f"{path}: too many damaged records in a row; the file is unreadable") from exc
                 continue
-            # Only real 4688 records: Sysmon values are mapped (IntegrityLevel -> SID, PIDs -> hex), so the
-            # raw text of a Sysmon record does not show every value a rule reads.
-            if kind == "security" and not raw_filter(text):
-                stats.events += 1
-                stamp: str = record["timestamp"]
-                if raw_first is None or stamp < raw_first:
-                    raw_first = stamp
-                if raw_last is None or stamp > raw_last:
-                    raw_last = stamp
+            errors_in_a_row = 0
+            number += 1
+            text: str = record["data"]
+            if raw_filters is not None:
+                if text.startswith(_SECURITY_HEADS):
+                    check = security_check
+                    time_at = _SECURITY_TIME
+                elif text.startswith(_SYSMON_HEADS):
+                    check = sysmon_check
+                    time_at = _SYSMON_TIME
+                else:
+                    kind = _raw_kind(text)
+                    if kind == "other":
+                        ignored += 1
+                        continue
+                    check = raw_filters.get(kind) if kind is not None else None
+                    time_at = -1
+                if check is not None and not check(text, time_at + _STAMP if time_at != -1 else 0):
+                    if time_at != -1 and text.startswith('"', time_at + _STAMP):
+                        stamp: str | None = text[time_at : time_at + _STAMP]
+                    else:
+                        stamp = _raw_time(text)
+                    if stamp is not None:  # else decode after all: no time where decoding would read it
+                        counted += 1
+                        if len(stamp) == _STAMP and stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
+                            # pyevtx-rs writes "YYYY-MM-DDTHH:MM:SS.ffffffZ": in that one form text order is time
+                            # order, so nothing is parsed per record.
+                            if first_stamp is None or stamp < first_stamp:
+                                first_stamp = stamp
+                            if last_stamp is None or stamp > last_stamp:
+                                last_stamp = stamp
+                        else:
+                            stats.note_time(parse_time(stamp))
+                        continue
+            try:
+                doc = json.loads(text)
+            except ValueError as exc:
+                stats.skip(f"{path}: record {record.get('event_record_id', number)}: bad JSON from the parser ({exc})")
                 continue
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            stats.skip(f"{path}: record {record.get('event_record_id', number)}: bad JSON from the parser ({exc})")
-            continue
-        event = _accept(doc, path, stats, record.get("event_record_id") or number)
-        if event is not None:
-            yield event
-    stats.note_time(parse_time(raw_first))
-    stats.note_time(parse_time(raw_last))
+            event = _accept(doc, path, stats, record.get("event_record_id") or number)
+            if event is not None:
+                yield event
+    finally:
+        stats.events += counted
+        stats.ignored += ignored
+        stats.note_time(parse_time(first_stamp))
+        stats.note_time(parse_time(last_stamp))
 
 
 # --- JSON lines -------------------------------------------------------------------------------------------

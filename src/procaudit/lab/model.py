@@ -131,6 +131,32 @@ class RecordedEvent:
 
 
 @dataclass
+class InstalledMp:
+    """A management pack installed in a management group (what Get-SCOMManagementPack shows)."""
+
+    id: str
+    version: str
+    sealed: bool
+    display_name: str
+    imported: datetime
+    xml: str | None = None  # an unsealed pack's XML as imported; None for the sealed libraries modelled
+    first_imported: datetime | None = None  # when this id was first imported (kept across upgrades)
+
+
+@dataclass
+class ScomServer:
+    """A SCOM management server: its management group and the packs installed there.
+
+    Alerts are not stored: the lab computes them from the installed packs' rules and the 4688 events that agents
+    reporting to this group logged after the pack was imported (``procaudit.lab.handlers.scom``).
+    """
+
+    management_group: str = "CORP-MG"
+    management_packs: dict[str, InstalledMp] = field(default_factory=dict)
+    module_installed: bool = True  # the OperationsManager PowerShell module
+
+
+@dataclass
 class LabHost:
     """One modelled Windows host. All mutation goes through methods that hold ``lock``."""
 
@@ -151,6 +177,8 @@ class LabHost:
     audit_timeline: list[Any] = field(default_factory=list)
     events: list[RecordedEvent] = field(default_factory=list)
     sysmon_log: SysmonLog = field(default_factory=SysmonLog)
+    scom: ScomServer | None = None  # set on a SCOM management server
+    files: dict[str, bytes] = field(default_factory=dict)  # files procaudit's scripts wrote (Windows path -> bytes)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- policy engine ---------------------------------------------------------------------------------

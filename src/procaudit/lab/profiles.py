@@ -20,10 +20,12 @@ from procaudit.lab.model import (
     PROCESS_CREATION,
     ActivityProfile,
     GpoSetting,
+    InstalledMp,
     LabHost,
     OsIdentity,
     PolicyState,
     Role,
+    ScomServer,
     SecurityLog,
     Services,
 )
@@ -223,9 +225,27 @@ def _rds(name: str) -> LabHost:
     return host
 
 
+#: The sealed libraries a SCOM 2019 management group has (versions of the 2019 release), which the procaudit MP
+#: references at lower minimum versions.
+SCOM_2019_LIBRARIES = {
+    "System.Library": ("10.19.10050.0", "System Library"),
+    "Microsoft.Windows.Library": ("10.19.10050.0", "Windows Core Library"),
+    "System.Health.Library": ("10.19.10050.0", "Health Library"),
+    "Microsoft.SystemCenter.Library": ("10.19.10050.0", "System Center Core Library"),
+}
+
+
 def _scom(name: str) -> LabHost:
     host = _host(name, "scom", "scom", _SERVER_2019, product_type=3, per_day=4000, force=1, log_mb=128)
     host.security_log.record_size = 2100  # management workflows run long encoded PowerShell (~2.3 KB records)
+    installed = datetime.now(UTC) - timedelta(days=400)
+    host.scom = ScomServer(
+        management_group="CORP-MG",
+        management_packs={
+            mp_id: InstalledMp(id=mp_id, version=version, sealed=True, display_name=display, imported=installed)
+            for mp_id, (version, display) in SCOM_2019_LIBRARIES.items()
+        },
+    )
     return host
 
 
@@ -252,7 +272,7 @@ PROFILES: dict[str, ProfileInfo] = {
         ProfileInfo("workstation", "Windows 10 workstation with Sysmon, auditing not yet enabled", _workstation),
         ProfileInfo("dc", "Server 2022 domain controller, auditing not yet enabled", _dc),
         ProfileInfo("rds", "busy Server 2016 terminal server, auditing on, 64 MB log", _rds),
-        ProfileInfo("scom", "SCOM management server", _scom),
+        ProfileInfo("scom", "SCOM 2019 management server (management group CORP-MG), no procaudit MP yet", _scom),
     ]
 }
 

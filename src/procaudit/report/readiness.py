@@ -220,18 +220,23 @@ def verify_table(report: VerifyReport) -> Table:
     if not report.command_lines_shown:
         title += " - command lines redacted (--show-command-lines)"
     table = Table(title=title)
-    for column in ("Host", "Status", "Reason", "Latency ms", "Command line", "Detail"):
+    scom = any(h.scom is not None for h in report.hosts)
+    columns = ["Host", "Status", "Reason", "Latency ms", "Command line", "Detail"] + (["SCOM alert"] if scom else [])
+    for column in columns:
         table.add_column(column, justify="right" if column == "Latency ms" else "left", overflow="fold")
     for host in report.hosts:
         # Text(), not markup: a redacted command line reads "[redacted: ...]", which Rich would take for a tag.
-        table.add_row(
+        row: list[Text | str] = [
             Text(host.host),
             _styled(host.status.value),
             host.reason,
             f"{host.latency_ms:.0f}" if host.latency_ms is not None and host.status == VerifyStatus.PASS else "",
             Text((host.event.command_line or "") if host.event else ""),
             Text(host.detail),
-        )
+        ]
+        if scom:
+            row.append(_styled(host.scom.status) if host.scom else Text(""))
+        table.add_row(*row)
     return table
 
 

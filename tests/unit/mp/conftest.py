@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from procaudit.detections.rules import CompiledRule, load_rules
+from tests.conftest import find_shared_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def shared_dir() -> Path:
-    env = os.environ.get("PROCAUDIT_SHARED")
-    return Path(env) if env else REPO.parent / "shared"
+    """``../shared`` (or ``$PROCAUDIT_SHARED``, or the main checkout's sibling from a worktree)."""
+    return find_shared_dir() or REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")

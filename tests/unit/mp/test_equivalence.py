@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from procaudit.detections import ir, mpbuild
+from procaudit.detections import mpbuild
 from procaudit.detections.rules import CompiledRule, compile_rule
 from procaudit.events import make_event
 
-ALPHABET = 'abcABC\\/.:-–" \n\txyz$[]()*'
+ALPHABET = 'abcABC\\/.:-\u2013" \n\txyz$[]()*'  # \u2013: an en dash, as command lines carry
 texts = st.text(alphabet=ALPHABET, max_size=12)
 
 
@@ -106,33 +106,3 @@ def test_shipped_rules_python_equals_scom(rules: list[CompiledRule], value: str,
             values.update(NewProcessName=name, CommandLine=value, ParentProcessName=parent)
             event = make_event(values, event_version=2)
             assert rule.predicate(event) == scom_eval(expression, values), rule.id  # type: ignore[arg-type]
-
-
-@settings(max_examples=300, deadline=None)
-@given(value=st.text(alphabet="regsvr32.exe/i:scrobjHTTP:\\ -w1hiddenpowershellmshta", max_size=40))
-def test_prefilter_is_sound(rules: list[CompiledRule], value: str) -> None:
-    """When the raw pre-check says no, no rule matches (evaluated on the JSON text of the event)."""
-    import json
-
-    from procaudit.detections.replay import raw_filter_for
-
-    check = raw_filter_for(rules)
-    assert check is not None
-    for name in (value, "C:\\Windows\\System32\\regsvr32.exe", "C:\\x\\powershell.exe"):
-        event = make_event({"NewProcessName": name, "CommandLine": value, "ParentProcessName": value}, event_version=2)
-        text = json.dumps(
-            {
-                "Event": {
-                    "System": {},
-                    "EventData": {"NewProcessName": name, "CommandLine": value, "ParentProcessName": value},
-                }
-            }
-        )
-        if not check(text):
-            assert not any(rule.predicate(event) for rule in rules)
-
-
-def test_required_clauses_examples() -> None:
-    rule = _compiled("endswith", "\\regsvr32.exe", False)
-    assert rule.clauses == (frozenset({"regsvr32.exe"}),)
-    assert ir.required_clauses(ir.Not(ir.Match("CommandLine", "abc"))) == ()

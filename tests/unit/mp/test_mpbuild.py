@@ -59,3 +59,13 @@ def test_description_braces_are_escaped(rules: list[CompiledRule]) -> None:
     view = mpbuild.rule_view("X", rules[0])
     assert mpbuild._format_text("a {b}") == "a {{b}}"
     assert view.alert_description.startswith("Computer: {0}")
+
+
+@pytest.mark.parametrize(
+    ("mp_id", "version"), [("Good.Id", "1.0.0.0\n"), ("Bad.Id\n", "1.0.0.0"), ("Bad-Id", "1.0.0.0")]
+)
+def test_build_refuses_ids_and_versions_scom_would_not_take(
+    rules: list[CompiledRule], mp_id: str, version: str
+) -> None:
+    with pytest.raises(UserInputError):
+        mpbuild.build(rules, mp_id=mp_id, version=version)

@@ -85,7 +85,7 @@ def test_json_array_and_truncated_array(events_dir: Path, tmp_path: Path) -> Non
     assert len(list(read_events(good))) == 10
     bad = tmp_path / "b.json"
     bad.write_text(json.dumps(docs)[:-200])
-    with pytest.raises(EventFileError, match="b.json"):
+    with pytest.raises(EventFileError, match=r"b\.json"):
         list(read_events(bad))
 
 
@@ -104,10 +104,21 @@ def test_damaged_evtx_chunk_is_skipped_and_counted(events_dir: Path, tmp_path: P
 def test_unreadable_files_raise_naming_the_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.evtx"
     path.write_bytes(content)
-    with pytest.raises(EventFileError, match="bad.evtx"):
+    with pytest.raises(EventFileError, match=r"bad\.evtx"):
         list(read_events(path))
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(EventFileError, match="nope"):
         list(read_events(tmp_path / "nope.evtx"))
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_make_event_keeps_exactly_the_fields_of_its_version(version: int) -> None:
+    from procaudit.events.model import FIELD_MIN_VERSION, FIELDS, make_event
+
+    event = make_event({name: f"v-{name}" for name in FIELDS}, event_version=version)
+    for name in FIELDS:
+        expected = f"v-{name}" if FIELD_MIN_VERSION[name] <= version else None
+        assert event.field(name) == expected, name
+    assert event.event_version == version

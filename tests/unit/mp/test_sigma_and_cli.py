@@ -89,6 +89,7 @@ def test_cli_build_test_and_import(tmp_path: Path, events_dir: Path) -> None:
     assert any("RunHTMLApplication" in m["command_line"] for m in shown["matches"])
     table = runner.invoke(app, ["test", str(sample)])
     assert "Rundll32MshtmlScript" in table.output and "RunHTMLApplication" not in table.output
+    assert "[redacted, " in table.output  # shown as text, not swallowed as Rich markup
     sigma = tmp_path / "s.yml"
     sigma.write_text(SIGMA_OK)
     assert runner.invoke(app, ["import-sigma", str(sigma), "--output", str(tmp_path / "o")]).exit_code == 0
