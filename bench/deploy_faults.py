@@ -31,12 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procaudit.inventory import Overrides
-from procaudit.lab.faults import Fault
-from procaudit.rollout.deploy import DeployOptions, Deployment, open_journal
-from procaudit.rollout.journal import Journal, JournalStore
-from procaudit.rollout.planfile import load_rollout_plan
-from procaudit.rollout.rollback import Rollback
 from tests.lab.deploy_helpers import (
     JournalWatch,
     Session,
@@ -49,6 +43,13 @@ from tests.lab.deploy_helpers import (
 )
 from tests.lab.test_cli import creds
 from tests.unit.rollout.labhost import facts as model_facts
+
+from procaudit.inventory import Overrides
+from procaudit.lab.faults import Fault
+from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
+from procaudit.rollout.journal import Journal, JournalStore
+from procaudit.rollout.planfile import load_rollout_plan
+from procaudit.rollout.rollback import Rollback
 
 PROFILES = ["fresh-2019", "cmdline-off", "legacy-override", "workstation", "dc", "small-log"]
 TARGET = "lab-fresh-2019-01"
@@ -194,6 +195,13 @@ SCENARIOS: list[tuple[str, list[str], Callable[[Session, Path, Path], None]]] = 
 ]
 
 
+def row(label: str, t: Tally) -> str:
+    return (
+        f"{label:34} {t.trials:>6} {t.faults:>6} {t.unknown_after_fault:>20} {t.unknown_after_rerun:>20} "
+        f"{t.lost:>19} {t.rollback_exact:>12}/{t.trials}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
@@ -208,10 +216,8 @@ def main() -> None:
                 trial(Path(work), tally, faults, inject)
         for name in ("trials", "faults", "unknown_after_fault", "unknown_after_rerun", "lost", "rollback_exact"):
             setattr(totals, name, getattr(totals, name) + getattr(tally, name))
-        print(f"{label:34} {tally.trials:>6} {tally.faults:>6} {tally.unknown_after_fault:>20} "
-              f"{tally.unknown_after_rerun:>20} {tally.lost:>19} {tally.rollback_exact:>12}/{tally.trials}")  # fmt: skip
-    print(f"{'total':34} {totals.trials:>6} {totals.faults:>6} {totals.unknown_after_fault:>20} "
-          f"{totals.unknown_after_rerun:>20} {totals.lost:>19} {totals.rollback_exact:>12}/{totals.trials}")  # fmt: skip
+        print(row(label, tally))
+    print(row("total", totals))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,10 @@ ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     MEASURE_SAMPLE,
     GET_PROCAUDIT_FACTS,
     TEST_PROCESS_CREATION_EVENT,
-<<<<<<< HEAD
+    COPY_FILE,
+    EXPORT_MP,
+    IMPORT_MP,
+    GET_CANARY_ALERT,
     SET_PROCAUDIT_SETTINGS,
     GET_GPO_STATE,
     IMPORT_GPO,
@@ -35,10 +38,4 @@ ALL_SCRIPTS: list[ScriptSpec[Any, Any]] = [
     SET_GPO_LINK,
     SET_GROUP_MEMBER,
     INVOKE_POLICY_REFRESH,
-=======
-    COPY_FILE,
-    EXPORT_MP,
-    IMPORT_MP,
-    GET_CANARY_ALERT,
->>>>>>> main
 ]

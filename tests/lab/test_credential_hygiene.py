@@ -112,6 +112,29 @@ COMMANDS: list[Command] = [
         private=("est.json",),
     ),
     Command("demo", ("demo",)),
+    Command(
+        "deploy-check",
+        ("deploy", "-i", "{inventory}", "--plan", "{work}/deploy-waves.json", "--check"),
+        lab=(),
+        exit_codes=frozenset({1}),
+    ),
+    Command(
+        "deploy",
+        (
+            "deploy",
+            "-i",
+            "{inventory}",
+            "--plan",
+            "{work}/deploy-waves.json",
+            "--yes",
+            "--verify-timeout",
+            "2",
+            "--journal",
+            "{work}/deploy.journal.json",
+        ),
+        lab=(),
+        private=("deploy.journal.json",),
+    ),
     Command("gpo-render", ("gpo", "render", "-o", "{work}/gpo", "--deterministic")),
     Command("mp-build", ("mp", "build", "-o", "{work}/mp.xml")),
     Command("mp-test", ("mp", "test", "{work}/events.jsonl", "--format", "json", "-o", "{work}/mp-test.json")),
@@ -180,6 +203,7 @@ def _start_lab(
 def test_no_trace_of_the_password(command: Command, tmp_path: Path) -> None:
     work = tmp_path
     (work / "events.jsonl").write_text(_EVENT, encoding="utf-8")
+    (work / "deploy-waves.json").write_text('{"waves": [{"hosts": ["lab-dc-01"]}, {"hosts": ["lab-ready-01"]}]}')
     found: list[str] = []
     lab_proc = None
     inventory = work / "lab.yml"

@@ -15,7 +15,7 @@ from procaudit.lab.directory import AUTHENTICATED_USERS, directory_of
 from procaudit.lab.profiles import PROFILES
 from procaudit.readiness.engine import check_hosts
 from procaudit.readiness.evaluators import Status
-from procaudit.rollout.deploy import DeployOptions, Deployment, GpoOptions, open_journal
+from procaudit.rollout.deploy import Deployment, DeployOptions, GpoOptions, open_journal
 from procaudit.rollout.journal import JournalStore
 from procaudit.rollout.planfile import RolloutPlan, RolloutWave
 from procaudit.rollout.rollback import Rollback

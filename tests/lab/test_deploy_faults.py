@@ -12,7 +12,7 @@ import pytest
 
 from procaudit.inventory import Overrides
 from procaudit.lab.faults import Fault
-from procaudit.rollout.deploy import DeployOptions, Deployment, open_journal
+from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
 from procaudit.rollout.journal import Journal, JournalStore
 from procaudit.rollout.planfile import RolloutPlan, RolloutWave
 from procaudit.rollout.rollback import Rollback

@@ -34,7 +34,7 @@ from procaudit.ping import ping
 from procaudit.readiness.engine import check_hosts
 from procaudit.report.output import OutputFormat, emit, print_rich
 from procaudit.rollout import PlanSettings, build_plan
-from procaudit.rollout.deploy import DeployOptions, Deployment, open_journal
+from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
 from procaudit.rollout.plan import estimate_digest
 from procaudit.rollout.planfile import plan_from_document
 from procaudit.rollout.render import table as plan_table

@@ -15,6 +15,7 @@ from procaudit.gpo.settings import GpoSettings
 from procaudit.lab.directory import AUTHENTICATED_USERS, CmdletError, directory_of, ou_dn
 from procaudit.lab.model import AUDIT_KEY, CMDLINE_VALUE, EVENTLOG_POLICY_KEY, PROCESS_CREATION, LabWorld
 from procaudit.lab.profiles import build_host
+from procaudit.rollout.deploy import GpoOptions
 from procaudit.rollout.gpo import (
     GET_GPO_STATE,
     IMPORT_GPO,
@@ -29,7 +30,6 @@ from procaudit.rollout.gpo import (
     RefreshParams,
     render,
 )
-from procaudit.rollout.deploy import GpoOptions
 from procaudit.transport.base import ConnectionOptions, HostTarget
 from tests.unit.rollout.labhost import ScriptFailed, facts, run
 
@@ -93,7 +93,7 @@ def test_import_gpo_rejects_data_it_cannot_read_with_the_real_hresult(windows_ca
     assert str(info.value) == real.split("Error: ", 1)[1]
     assert not directory_of(world).gpos
     tampered = params.model_copy(update={"sha256": tuple("0" * 64 for _ in digests)})
-    with pytest.raises(ScriptFailed, match="arrived with SHA-256 .* nothing was imported"):
+    with pytest.raises(ScriptFailed, match=r"arrived with SHA-256 .* nothing was imported"):
         run(dc, IMPORT_GPO, tampered, world)
     assert not directory_of(world).gpos
 

@@ -1,0 +1,110 @@
+"""What the lab models about deploy, checked on real Windows. Opt-in, like every live test.
+
+By default nothing is changed: the mutating scripts run with -WhatIf (they must change nothing and still return
+raw material our parsers read). ``PROCAUDIT_LIVE_DEPLOY=1`` (a disposable host only) applies the direct
+strategy's changes for real and rolls them back, checking that the host's settings come back exactly.
+``PROCAUDIT_LIVE_DC=<name or address>`` (with the same credentials) reads a domain controller's GPO state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from pydantic import Field
+
+from procaudit.credentials import resolve_credentials
+from procaudit.remote import ScriptSpec
+from procaudit.rollout.direct import (
+    SET_PROCAUDIT_SETTINGS,
+    SettingsParams,
+    SettingsResult,
+    apply_changes,
+    mismatches,
+    read_facts,
+    values_after,
+)
+from procaudit.rollout.gpo import (
+    GET_GPO_STATE,
+    INVOKE_POLICY_REFRESH,
+    GpoStateParams,
+    RefreshParams,
+    RefreshResult,
+)
+from procaudit.rollout.journal import HostEntry
+from procaudit.rollout.operations import PROCESS_CREATION_ITEM, Change, DesiredState, current_value, direct_changes
+from procaudit.rollout.operations import readable as is_readable
+from procaudit.rollout.rollback import restore_changes
+from procaudit.transport.base import HostTarget
+from procaudit.transport.psrp import PsrpConnector
+
+pytestmark = pytest.mark.live
+
+
+class WhatIfSettings(SettingsParams):
+    what_if: bool = Field(default=True, alias="WhatIf")
+
+
+class WhatIfRefresh(RefreshParams):
+    what_if: bool = Field(default=True, alias="WhatIf")
+
+
+def test_set_settings_whatif_changes_nothing_and_returns_parseable_state(live: PsrpConnector) -> None:
+    facts = read_facts(live)
+    assert facts.audit is not None and facts.audit.process_creation is not None
+    diff = direct_changes(facts, DesiredState(), force_local=True)
+    changes = diff.changes or (
+        Change(
+            item=PROCESS_CREATION_ITEM,
+            before=facts.audit.process_creation,
+            after=facts.audit.process_creation,
+            reason="probe",
+        ),
+    )
+    from procaudit.rollout.direct import script_item
+
+    pairs = [script_item(c) for c in changes]
+    spec = ScriptSpec(SET_PROCAUDIT_SETTINGS.name, "deploy", WhatIfSettings, SettingsResult, mutating=True)
+    result = live.run(spec, WhatIfSettings(item=tuple(i for i, _ in pairs), value=tuple(v for _, v in pairs)))
+    assert result.what_if and result.applied == []
+    values = values_after(result)
+    assert values[PROCESS_CREATION_ITEM] == facts.audit.process_creation
+    assert read_facts(live).audit == facts.audit
+
+
+def test_policy_refresh_whatif_runs_nothing(live: PsrpConnector) -> None:
+    spec = ScriptSpec(INVOKE_POLICY_REFRESH.name, "deploy", WhatIfRefresh, RefreshResult, mutating=True)
+    result = live.run(spec, WhatIfRefresh())
+    assert result.what_if and result.gpupdate_exit_code is None and result.computer_name
+
+
+@pytest.mark.skipif(
+    os.environ.get("PROCAUDIT_LIVE_DEPLOY") != "1", reason="set PROCAUDIT_LIVE_DEPLOY=1 on a disposable host"
+)
+def test_apply_then_roll_back_restores_the_host_exactly(live: PsrpConnector) -> None:
+    before = read_facts(live)
+    diff = direct_changes(before, DesiredState(), force_local=True)
+    if not diff.changes:
+        pytest.skip("the host needs no change")
+    assert not mismatches(apply_changes(live, diff.changes), diff.changes)
+    entry = HostEntry(host="live", wave=1)
+    entry.record_before({c.item: c.before for c in diff.changes})
+    entry.intended.update({c.item: c.after for c in diff.changes})
+    now = read_facts(live)
+    restore, skipped = restore_changes(entry, lambda i: (is_readable(now, i), current_value(now, i)), "direct")
+    assert not skipped
+    assert not mismatches(apply_changes(live, restore), restore)
+    after = read_facts(live)
+    for item in entry.before:
+        assert current_value(after, item) == current_value(before, item), item
+
+
+@pytest.mark.skipif(not os.environ.get("PROCAUDIT_LIVE_DC"), reason="set PROCAUDIT_LIVE_DC to a domain controller")
+def test_gpo_state_reads_a_real_domain(live_target: HostTarget) -> None:
+    dc = dataclasses.replace(live_target, name=os.environ["PROCAUDIT_LIVE_DC"], address=os.environ["PROCAUDIT_LIVE_DC"])
+    with PsrpConnector(dc, resolve_credentials(None)) as connector:
+        state = connector.run(GET_GPO_STATE, GpoStateParams(gpo_name="Default Domain Policy", target=("DC=invalid",)))
+    assert state.domain.dns_root and state.domain.distinguished_name.upper().startswith("DC=")
+    assert state.gpo is not None and state.gpo.permissions, "the Default Domain Policy exists and has permissions"
+    assert [t.exists for t in state.targets] == [False]
