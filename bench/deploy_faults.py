@@ -8,7 +8,8 @@ clears the fault, reruns with the same journal, counts again, and rolls back. Sc
 * ``drop`` / ``hang`` injected on a host the moment the journal says it is ``applying`` (the change's answer is
   lost, or the script never starts), and ``drop`` cleared as soon as the loss is journalled (same-run re-read);
 * SIGKILL of the controller (``procaudit deploy`` in a subprocess, one host at a time) between hosts, and in the
-  middle of a host (while it is ``applying``).
+  middle of a host (while it is ``applying``), for the direct strategy and for the GPO strategy (the lab's
+  ``dc`` host serves the domain; the rerun and the rollback use the GPO strategy too).
 
 Counts: "unknown" = hosts in reading/journaled/applying/applied, or failed after a change without a re-read;
 "lost" = settings that differ from the original with no (or a wrong) before-value in the journal; "rollback
@@ -44,6 +45,7 @@ from tests.lab.deploy_helpers import (
 from tests.lab.test_cli import creds
 from tests.unit.rollout.labhost import facts as model_facts
 
+from procaudit.gpo.settings import DEFAULT_DISPLAY_NAME
 from procaudit.inventory import Overrides
 from procaudit.lab.faults import Fault
 from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
@@ -82,9 +84,26 @@ def write_plan(path: Path, hosts: list[str]) -> Path:
     return path
 
 
+OUS = (
+    "OU=Servers,DC=corp,DC=example",
+    "OU=Workstations,DC=corp,DC=example",
+    "OU=Domain Controllers,DC=corp,DC=example",
+)
+GPO_ARGS = ["--strategy", "gpo", "--dc", "lab-dc-01", *(a for ou in OUS for a in ("--ou", ou))]
+
+
+def options_for(session: Session, journal: Path) -> DeployOptions:
+    """The strategy the journal was started with (direct unless the scenario started a GPO deployment)."""
+    gpo = journal.exists() and load(journal).strategy == "gpo"
+    if not gpo:
+        return DeployOptions(verify_timeout=2)
+    dc = session.targets["lab-dc-01"]
+    return DeployOptions(strategy="gpo", verify_timeout=2, gpo=GpoOptions(dc=dc, ous=OUS, name=DEFAULT_DISPLAY_NAME))
+
+
 def deploy(session: Session, plan_path: Path, journal: Path) -> None:
     plan = load_rollout_plan(plan_path)
-    options = DeployOptions(verify_timeout=2)
+    options = options_for(session, journal)
     store = (
         JournalStore.load(journal)
         if journal.exists()
@@ -116,7 +135,7 @@ def trial(work: Path, tally: Tally, faults: list[str], inject: Callable[[Session
         now = settings(session)
         tally.unknown_after_rerun += len(unknown_hosts(final))
         tally.lost += len(lost_before_values(final, originals, now))
-        Rollback(JournalStore.load(journal), session.targets, session.connect).run()
+        Rollback(JournalStore.load(journal), session.targets, session.connect, dc=session.targets["lab-dc-01"]).run()
         if settings(session) == originals:
             tally.rollback_exact += 1
         tally.trials += 1
@@ -147,10 +166,10 @@ def when_applying(kind: str, clear_on_loss: bool = False) -> Callable[[Session, 
     return inject
 
 
-def sigkill(condition: Callable[[Journal], bool]) -> Callable[[Session, Path, Path], None]:
+def sigkill(condition: Callable[[Journal], bool], *extra: str) -> Callable[[Session, Path, Path], None]:
     def inject(session: Session, plan: Path, journal: Path) -> None:
         args = [sys.executable, "-m", "procaudit", "deploy", "-i", str(session.handle.inventory), "--plan", str(plan),
-                "--journal", str(journal), "--yes", "--workers", "1", "--verify-timeout", "2"]  # fmt: skip
+                "--journal", str(journal), "--yes", "--workers", "1", "--verify-timeout", "2", *extra]  # fmt: skip
         env = {**os.environ, **creds(session.handle)}
         process = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -192,6 +211,8 @@ SCENARIOS: list[tuple[str, list[str], Callable[[Session, Path, Path], None]]] = 
     ("drop while applying, cleared", [], when_applying("drop", clear_on_loss=True)),
     ("SIGKILL between hosts", [], sigkill(between_hosts)),
     ("SIGKILL mid-host", [], sigkill(mid_host)),
+    ("GPO strategy: SIGKILL mid-host", [], sigkill(mid_host, *GPO_ARGS)),
+    ("GPO strategy: SIGKILL between hosts", [], sigkill(between_hosts, *GPO_ARGS)),
 ]
 
 

@@ -40,7 +40,7 @@ from procaudit.rollout.deploy import (
     open_journal,
 )
 from procaudit.rollout.journal import JournalStore
-from procaudit.rollout.operations import format_value
+from procaudit.rollout.operations import format_value, item_label
 from procaudit.rollout.planfile import load_rollout_plan
 from procaudit.rollout.rollback import Rollback, RollbackReport
 
@@ -330,7 +330,7 @@ def rollback_table(report: RollbackReport) -> Table:
     for column in ("Wave", "Host", "Status", "Restored", "Left alone / problem"):
         table.add_column(column)
     for host in report.hosts:
-        restored = ", ".join(f"{k} = {format_value(k, v)}" for k, v in host.restored.items())
+        restored = ", ".join(f"{item_label(k)} = {format_value(k, v)}" for k, v in host.restored.items())
         problem = host.error or "; ".join(f"{k}: {v}" for k, v in host.skipped.items())
         table.add_row(str(host.wave), host.host, host.status, restored, problem)
     return table
