@@ -48,7 +48,7 @@ from tests.unit.rollout.labhost import facts as model_facts
 from procaudit.gpo.settings import DEFAULT_DISPLAY_NAME
 from procaudit.inventory import Overrides
 from procaudit.lab.faults import Fault
-from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
+from procaudit.rollout.deploy import Deployment, DeployOptions, GpoOptions, open_journal
 from procaudit.rollout.journal import Journal, JournalStore
 from procaudit.rollout.planfile import load_rollout_plan
 from procaudit.rollout.rollback import Rollback
