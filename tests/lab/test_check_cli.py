@@ -125,6 +125,6 @@ def test_demo_runs_check_and_verify() -> None:
     result = run_cli("demo", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert ". check:" in result.stderr and ". verify:" in result.stderr
-    assert "3 of 13 hosts ready" in result.stderr  # ready x2 and readers-exposed (WARN only)
-    assert "6 of 13 hosts log 4688 with the command line" in result.stderr
+    assert "3 of 14 hosts ready" in result.stderr  # ready x2 and readers-exposed (WARN only)
+    assert "6 of 14 hosts log 4688 with the command line" in result.stderr
     assert "procaudit-verify-" not in result.stdout  # command lines redacted by default
