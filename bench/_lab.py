@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from procaudit.lab.runtime import _free_subnet
 from procaudit.transport.base import Credentials
 
 CREDENTIALS = Credentials("LAB\\bench", "bench-only-password")
@@ -37,7 +36,7 @@ def lab_process(
         "--profiles",
         profiles,
         "--subnet",
-        str(_free_subnet(5985 if "http" in options else 5986)),
+        "0",
         "-i",
         str(inventory),
         *options,

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from procaudit.lab.kdc import gssapi_available, missing_tools
-from procaudit.lab.runtime import _free_subnet
 
 USER, PASSWORD = "LAB\\faults", "faults-bench-only-password"
 
@@ -61,9 +60,8 @@ def start_lab(work: Path, rows: list[Row], options: list[str]) -> tuple[subproce
     names = _names(plan)
     faults = [f"{name}={row.spec}" for name, row in zip(names[len(HEALTHY) :], rows, strict=True)]
     inventory = work / "lab.yml"
-    port = 5985 if "http" in options else 5986
     argv = [sys.executable, "-m", "procaudit", "lab", "up", "--profiles", ",".join(plan), "-i", str(inventory)]
-    argv += ["--subnet", str(_free_subnet(port)), *options]
+    argv += ["--subnet", "0", *options]
     for fault in faults:
         argv += ["--fault", fault]
     env = {**os.environ, "PROCAUDIT_USER": USER, "PROCAUDIT_PASSWORD": PASSWORD}

@@ -25,7 +25,6 @@ from pypsrp.encryption import WinRMEncryption
 
 from procaudit.errors import AuthError
 from procaudit.lab.kdc import REALM, LabKdc, gssapi_available, host_fqdn, missing_tools
-from procaudit.lab.runtime import _free_subnet
 from procaudit.ping import GET_HOST_IDENTITY, NoParams
 from procaudit.transport.base import Credentials
 from procaudit.transport.psrp import PsrpConnector
@@ -274,7 +273,7 @@ def test_lab_up_kerberos_over_http(kdc: LabKdc, tmp_path: Path) -> None:
     inventory = tmp_path / "krb.yml"
     env = {**os.environ, "PROCAUDIT_USER": "LAB\\krbtester", "PROCAUDIT_PASSWORD": "Krb-Lab-Secret-7"}
     args = ["lab", "up", "--kerberos", "--transport", "http", "--profiles", "ready", "--count", "2"]
-    args += ["--subnet", str(_free_subnet(5985)), "-i", str(inventory)]
+    args += ["--subnet", "0", "-i", str(inventory)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "procaudit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )

@@ -34,7 +34,9 @@ def lab_up(
         str | None, typer.Option("--profiles", "-p", help="Comma-separated profiles (see 'lab profiles').")
     ] = None,
     fault: Annotated[list[str] | None, typer.Option("--fault", help=f"HOST=KIND: {FAULT_HELP}.")] = None,
-    subnet: Annotated[int, typer.Option("--subnet", min=1, max=254, help="Serve on 127.N.0.0/16.")] = 20,
+    subnet: Annotated[
+        int, typer.Option("--subnet", min=0, max=254, help="Serve on 127.N.0.0/16; 0 picks a free block.")
+    ] = 20,
     transport: Annotated[
         str, typer.Option("--transport", help="https (5986, lab CA; default) or http (5985, message encryption).")
     ] = "https",

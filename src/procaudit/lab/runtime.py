@@ -14,6 +14,7 @@ import random
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,7 +108,17 @@ class Lab:
         if self.auth == "certificate" and transport != "https":
             raise UserInputError("certificate auth needs the HTTPS transport (WinRM maps client certificates on 5986)")
         self.port = port if port is not None else (WINRM_HTTPS_PORT if transport == "https" else WINRM_HTTP_PORT)
-        self.subnet = subnet if subnet is not None else _free_subnet(self.port)
+        if subnet:
+            claim = claim_subnet(subnet, self.port)
+            if claim is None:
+                raise UserInputError(
+                    f"lab addresses 127.{subnet}.x.x:{self.port} are in use; is another lab running? "
+                    "choose another --subnet (0 picks a free one)"
+                )
+            self._claim = claim
+        else:
+            self._claim = free_subnet(self.port)
+        self.subnet = self._claim.subnet
         self.workdir = Path(tempfile.mkdtemp(prefix="procaudit-lab-"))  # 0700: keys, certificates
         try:
             self.pki = LabPki(self.workdir / "pki") if transport == "https" else None
@@ -156,6 +167,7 @@ class Lab:
             self.server = LabServer([rt.endpoint for rt in self.hosts.values()])
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self._claim.release()
             raise
 
     def start(self) -> None:
@@ -184,6 +196,7 @@ class Lab:
     def stop(self) -> None:
         self.server.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        self._claim.release()
 
     def __enter__(self) -> Lab:
         self.start()
@@ -232,17 +245,52 @@ class Lab:
         atomic_write(path, header + body, mode=0o644)
 
 
-def _free_subnet(port: int) -> int:
-    """A 127.N.0.0/16 block whose first address is free on ``port`` (tests run labs side by side)."""
+class SubnetClaim:
+    """This process's exclusive use of 127.N.0.0/16 for a lab, held until released or the process ends.
+
+    Labs in other processes (parallel test workers, 'lab up' next to the demo) skip claimed blocks, so two labs
+    never race for the same addresses. The claim is a Unix socket bound in Linux's abstract namespace: no file
+    to clean up, and the kernel drops it with the process. Elsewhere only the address probe protects.
+    """
+
+    def __init__(self, subnet: int, holder: socket.socket | None) -> None:
+        self.subnet = subnet
+        self._holder = holder
+
+    def release(self) -> None:
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
+
+
+def claim_subnet(subnet: int, port: int) -> SubnetClaim | None:
+    """Claim 127.<subnet>.0.0/16 if no lab holds it and its first address is free on ``port``."""
+    holder: socket.socket | None = None
+    if sys.platform.startswith("linux"):
+        holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            holder.bind(f"\0procaudit-lab-127.{subnet}")
+        except OSError:
+            holder.close()
+            return None
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((address_for(subnet, 0), port))
+    except OSError:
+        if holder is not None:
+            holder.close()
+        return None
+    finally:
+        probe.close()
+    return SubnetClaim(subnet, holder)
+
+
+def free_subnet(port: int) -> SubnetClaim:
+    """Claim a free 127.N.0.0/16 block (N in 30..249) for a lab."""
     candidates = list(range(30, 250))
     random.shuffle(candidates)
-    for subnet in candidates[:40]:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.bind((address_for(subnet, 0), port))
-        except OSError:
-            continue
-        finally:
-            probe.close()
-        return subnet
+    for subnet in candidates:
+        claim = claim_subnet(subnet, port)
+        if claim is not None:
+            return claim
     raise UserInputError("no free 127.N.0.0/16 block for a lab; stop other labs")
