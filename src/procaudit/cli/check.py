@@ -9,30 +9,22 @@ import typer
 
 from procaudit.cli.app import EXIT_CODES_HELP, app
 from procaudit.cli.options import (
-    AuthOpt,
-    CaBundleOpt,
     ConnectionArgs,
-    ConnectTimeoutOpt,
     FormatOpt,
     InventoryOpt,
     LimitOpt,
-    NoVerifyOpt,
-    OperationTimeoutOpt,
     OutputOpt,
-    PortOpt,
-    ScriptTimeoutOpt,
     Session,
-    TransportOpt,
-    UserOpt,
     WorkersOpt,
     open_session,
     progress,
+    remoting_options,
     stderr,
 )
 from procaudit.errors import UserInputError
 from procaudit.facts import ProbeParams
 from procaudit.fsutil import atomic_write
-from procaudit.inventory import to_targets
+from procaudit.inventory import Overrides, to_targets
 from procaudit.readiness import engine
 from procaudit.readiness.catalog import load_catalog
 from procaudit.readiness.collector import render_collector
@@ -72,6 +64,7 @@ ShowCmdOpt = Annotated[
     help="Readiness per host: will 4688 with command line be logged, what is in the way, what to do. "
     "One probe script per host. " + EXIT_CODES_HELP,
 )
+@remoting_options
 def check_command(
     inventory: Annotated[
         Path | None, typer.Option("--inventory", "-i", help="Inventory file (procaudit or Ansible YAML).")
@@ -84,15 +77,8 @@ def check_command(
     workers: WorkersOpt = 32,
     fmt: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     if (inventory is None) == (evidence is None):
         raise UserInputError("give either --inventory (probe hosts over WinRM) or --evidence (collector files)")
@@ -107,15 +93,7 @@ def check_command(
         args = ConnectionArgs(
             inventory,
             limit,
-            transport,
-            port,
-            auth,
-            user,
-            ca_bundle,
-            no_verify,
-            connect_timeout,
-            operation_timeout,
-            script_timeout,
+            remoting,
         )
         engine.validate_skip(skip or (), load_catalog())
         session = open_session(args)
@@ -153,6 +131,7 @@ def emit_readiness(report: engine.ReadinessReport, fmt: OutputFormat, output: Pa
     help="Prove that 4688 with command line is logged now: start a harmless marker process on each host "
     "(cmd.exe /d /c rem procaudit-verify-<nonce>) and wait for its event. " + EXIT_CODES_HELP,
 )
+@remoting_options
 def verify_command(
     inventory: InventoryOpt,
     limit: LimitOpt = None,
@@ -173,30 +152,15 @@ def verify_command(
     workers: WorkersOpt = 32,
     fmt: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     if fmt == OutputFormat.html:
         raise UserInputError("verify writes table, json or csv")
     args = ConnectionArgs(
         inventory,
         limit,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     session = open_session(args)
     server = _scom_server(session, args, scom) if scom else None
@@ -228,7 +192,7 @@ def _scom_server(session: Session, args: ConnectionArgs, name: str) -> HostTarge
     matches = session.inventory.select(name)
     if len(matches) != 1:
         raise UserInputError(f"--scom {name!r} matches {len(matches)} inventory hosts; name exactly one")
-    return to_targets(session.inventory, matches, args.overrides())[0]
+    return to_targets(session.inventory, matches, args.overrides)[0]
 
 
 def emit_verify(report: VerifyReport, fmt: OutputFormat, output: Path | None) -> None:

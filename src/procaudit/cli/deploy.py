@@ -12,25 +12,17 @@ from rich.table import Table
 from procaudit.cli.app import EXIT_CODES_HELP, app
 from procaudit.cli.estimate import OptionalFormatOpt, pick_format
 from procaudit.cli.options import (
-    AuthOpt,
-    CaBundleOpt,
     ConnectionArgs,
-    ConnectTimeoutOpt,
     LimitOpt,
-    NoVerifyOpt,
-    OperationTimeoutOpt,
     OutputOpt,
-    PortOpt,
-    ScriptTimeoutOpt,
-    TransportOpt,
-    UserOpt,
     WorkersOpt,
     open_session,
+    remoting_options,
     stderr,
 )
 from procaudit.errors import UserInputError
 from procaudit.gpo.settings import DEFAULT_DISPLAY_NAME, parse_log_size
-from procaudit.inventory import load_inventory
+from procaudit.inventory import Overrides, load_inventory
 from procaudit.report.output import OutputFormat, emit, print_rich
 from procaudit.rollout.deploy import (
     Deployment,
@@ -76,6 +68,7 @@ def _confirm(question: str, yes: bool) -> None:
     "nothing; otherwise each host is read, journalled, changed and read back, each wave verified, soaked and "
     "gated. Rerun with the same --journal to resume. " + EXIT_CODES_HELP,
 )
+@remoting_options
 def deploy_command(
     plan_file: PlanOpt,
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory file.", show_default=False)],
@@ -115,15 +108,8 @@ def deploy_command(
     workers: WorkersOpt = 32,
     fmt: OptionalFormatOpt = None,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     chosen = pick_format(fmt, output, (OutputFormat.table, OutputFormat.json))
     if strategy not in ("direct", "gpo"):
@@ -136,15 +122,7 @@ def deploy_command(
     args = ConnectionArgs(
         inventory,
         None,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     session = open_session(args)
     targets = {t.name: t for t in session.targets}
@@ -257,6 +235,7 @@ def result_table(report: DeployReport) -> Table:
     help="Restore exactly the values a deployment's journal recorded before it changed them (or remove the GPO "
     "membership and links it added). Idempotent. " + EXIT_CODES_HELP,
 )
+@remoting_options
 def rollback_command(
     journal: Annotated[Path, typer.Option("--journal", "-j", help="The deployment's journal.", show_default=False)],
     inventory: OptionalInventoryOpt = None,
@@ -266,15 +245,8 @@ def rollback_command(
     workers: WorkersOpt = 32,
     fmt: OptionalFormatOpt = None,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     chosen = pick_format(fmt, output, (OutputFormat.table, OutputFormat.json))
     store = JournalStore.load(journal)
@@ -292,15 +264,7 @@ def rollback_command(
     args = ConnectionArgs(
         source,
         None,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     session = open_session(args)
     targets = {t.name: t for t in session.targets}

@@ -9,27 +9,20 @@ import typer
 
 from procaudit.cli.app import EXIT_CODES_HELP, app
 from procaudit.cli.options import (
-    AuthOpt,
-    CaBundleOpt,
     ConnectionArgs,
-    ConnectTimeoutOpt,
     InventoryOpt,
     LimitOpt,
-    NoVerifyOpt,
-    OperationTimeoutOpt,
     OutputOpt,
-    PortOpt,
-    ScriptTimeoutOpt,
-    TransportOpt,
-    UserOpt,
     WorkersOpt,
     open_session,
     progress,
+    remoting_options,
     stderr,
 )
 from procaudit.errors import UserInputError
 from procaudit.estimate import EstimateReport, EstimateSettings, estimate
 from procaudit.estimate.render import table, to_csv, to_html
+from procaudit.inventory import Overrides
 from procaudit.report.output import OutputFormat, emit, print_rich
 from procaudit.units import format_bytes, format_count, parse_duration
 
@@ -72,6 +65,7 @@ def settings_from_options(
     help="Estimate the 4688 volume each host will add: counted on each host (4688, else Sysmon 1, else 4689 "
     "history, else a live sample); only hourly counts cross the wire. " + EXIT_CODES_HELP,
 )
+@remoting_options
 def estimate_command(
     inventory: InventoryOpt,
     window: Annotated[str, typer.Option("--window", help="History to count: 7d, 36h, ...")] = "7d",
@@ -97,30 +91,15 @@ def estimate_command(
     workers: WorkersOpt = 32,
     fmt: OptionalFormatOpt = None,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     chosen = pick_format(fmt, output, (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.html))
     settings = settings_from_options(window, sample, retention_days, forward_factor, record_bytes)
     args = ConnectionArgs(
         inventory,
         limit,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     session = open_session(args)
     groups = {name: host.groups for name, host in session.inventory.hosts.items()}

@@ -13,20 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from procaudit.cli.options import (
-    AuthOpt,
-    CaBundleOpt,
     ConnectionArgs,
-    ConnectTimeoutOpt,
     FormatOpt,
     InventoryOpt,
-    NoVerifyOpt,
-    OperationTimeoutOpt,
     OutputOpt,
-    PortOpt,
-    ScriptTimeoutOpt,
-    TransportOpt,
-    UserOpt,
     open_session,
+    remoting_options,
     stderr,
 )
 from procaudit.content import content_path
@@ -34,6 +26,7 @@ from procaudit.detections import mpbuild, replay, scom, sigma_import
 from procaudit.detections.rules import load_rules
 from procaudit.errors import UserInputError
 from procaudit.fsutil import atomic_write
+from procaudit.inventory import Overrides
 from procaudit.report.output import OutputFormat, emit, print_rich
 from procaudit.transport.base import Connector
 
@@ -186,6 +179,7 @@ def _table_or_json(fmt: OutputFormat) -> None:
     "version, bump it, copy and import the pack, confirm the installed version. Exit codes: 0 installed; 1 refused by "
     "the management group, or pending under --check; 2 usage or input error; 3 server unreachable or script error.",
 )
+@remoting_options
 def push_command(
     inventory: InventoryOpt,
     server: ServerOpt,
@@ -200,30 +194,15 @@ def push_command(
     check: Annotated[bool, typer.Option("--check", help="Say what would be imported; change nothing.")] = False,
     fmt: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     _table_or_json(fmt)
     compiled = load_rules(_rules_dir(rules))
     args = ConnectionArgs(
         inventory,
         server,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     connector, host = _one_server(args)
     stderr.print(f"{'checking' if check else 'pushing'} {name} on {host} ...", highlight=False)
@@ -266,6 +245,7 @@ def _push_table(report: scom.PushReport) -> Table:
     "Exit codes: 0 the alert is there; 1 not there in time (or the canary rule is not installed); 2 usage or input "
     "error; 3 server unreachable or script error.",
 )
+@remoting_options
 def verify_alert_command(
     inventory: InventoryOpt,
     server: ServerOpt,
@@ -275,30 +255,15 @@ def verify_alert_command(
     interval: Annotated[float, typer.Option("--interval", min=1, help="Seconds between two looks.")] = 15.0,
     fmt: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     _table_or_json(fmt)
     scom.check_nonce(nonce)
     args = ConnectionArgs(
         inventory,
         server,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     connector, host = _one_server(args)
     stderr.print(f"looking for the canary alert of run {nonce} on {host} (up to {timeout:g} s) ...", highlight=False)

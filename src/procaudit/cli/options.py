@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -52,42 +54,86 @@ OperationTimeoutOpt = Annotated[int | None, typer.Option("--operation-timeout", 
 ScriptTimeoutOpt = Annotated[float | None, typer.Option("--script-timeout", help="Deadline per remote script (s).")]
 
 
+# The WinRM options every host-facing command takes, declared once (see ``remoting_options``).
+_REMOTING: Final = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in (
+        ("transport", TransportOpt, None),
+        ("port", PortOpt, None),
+        ("auth", AuthOpt, None),
+        ("user", UserOpt, None),
+        ("ca_bundle", CaBundleOpt, None),
+        ("no_verify", NoVerifyOpt, False),
+        ("connect_timeout", ConnectTimeoutOpt, None),
+        ("operation_timeout", OperationTimeoutOpt, None),
+        ("script_timeout", ScriptTimeoutOpt, None),
+    )
+]
+
+C = TypeVar("C", bound=Callable[..., Any])
+
+
+def remoting_options(command: C) -> C:
+    """Give a Typer command the WinRM connection options; it receives them validated as ``remoting: Overrides``.
+
+    Typer builds a command's options from its signature, so the wrapper's signature is the command's own
+    parameters plus the nine shared ones: they are declared here once instead of in every command.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "remoting"]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {p.name: kwargs.pop(p.name) for p in _REMOTING}
+        return command(*args, remoting=remoting_overrides(**given), **kwargs)
+
+    parameters = [*own, *_REMOTING]
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": signature.return_annotation}
+    return cast(C, wrapper)
+
+
+def remoting_overrides(
+    *,
+    transport: str | None = None,
+    port: int | None = None,
+    auth: str | None = None,
+    user: str | None = None,
+    ca_bundle: Path | None = None,
+    no_verify: bool = False,
+    connect_timeout: float | None = None,
+    operation_timeout: int | None = None,
+    script_timeout: float | None = None,
+) -> Overrides:
+    """The connection options as given on the command line (None = not given), checked."""
+    if transport not in (None, "https", "http"):
+        raise UserInputError(f"--transport must be https or http, not {transport!r}")
+    if auth is not None and auth not in AUTH_METHODS:
+        if auth == "basic":
+            raise UserInputError("Basic auth is not supported; use negotiate, kerberos or ntlm")
+        raise UserInputError(f"--auth must be one of {', '.join(AUTH_METHODS)}")
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UserInputError(f"--ca-bundle {ca_bundle}: no such file")
+    return Overrides(
+        transport=transport,
+        port=port,
+        auth=auth,
+        user=user,
+        ca_bundle=ca_bundle,
+        no_verify=no_verify,
+        connect_timeout=connect_timeout,
+        operation_timeout=operation_timeout,
+        script_timeout=script_timeout,
+    )
+
+
 @dataclass
 class ConnectionArgs:
-    """The connection options of one command invocation, as given (None = not given)."""
+    """Which hosts a command talks to, and how: the inventory, --limit and the connection options."""
 
     inventory: Path
     limit: str | None = None
-    transport: str | None = None
-    port: int | None = None
-    auth: str | None = None
-    user: str | None = None
-    ca_bundle: Path | None = None
-    no_verify: bool = False
-    connect_timeout: float | None = None
-    operation_timeout: int | None = None
-    script_timeout: float | None = None
-
-    def overrides(self) -> Overrides:
-        if self.transport not in (None, "https", "http"):
-            raise UserInputError(f"--transport must be https or http, not {self.transport!r}")
-        if self.auth is not None and self.auth not in AUTH_METHODS:
-            if self.auth == "basic":
-                raise UserInputError("Basic auth is not supported; use negotiate, kerberos or ntlm")
-            raise UserInputError(f"--auth must be one of {', '.join(AUTH_METHODS)}")
-        if self.ca_bundle is not None and not self.ca_bundle.is_file():
-            raise UserInputError(f"--ca-bundle {self.ca_bundle}: no such file")
-        return Overrides(
-            transport=self.transport,
-            port=self.port,
-            auth=self.auth,
-            user=self.user,
-            ca_bundle=self.ca_bundle,
-            no_verify=self.no_verify,
-            connect_timeout=self.connect_timeout,
-            operation_timeout=self.operation_timeout,
-            script_timeout=self.script_timeout,
-        )
+    overrides: Overrides = field(default_factory=Overrides)
 
 
 @dataclass
@@ -102,8 +148,8 @@ def open_session(args: ConnectionArgs, credentials: Credentials | None = None) -
     inventory = load_inventory(args.inventory)
     for notice in inventory.notices:
         stderr.print(f"[yellow]note:[/] {notice}", highlight=False)
-    targets = to_targets(inventory, inventory.select(args.limit), args.overrides())
-    if args.no_verify:
+    targets = to_targets(inventory, inventory.select(args.limit), args.overrides)
+    if args.overrides.no_verify:
         stderr.print(
             "[bold yellow]warning:[/] --no-verify: HTTPS certificates are not checked; anyone on the path can "
             "impersonate these hosts and capture the credentials.",
@@ -113,7 +159,7 @@ def open_session(args: ConnectionArgs, credentials: Credentials | None = None) -
     # When the inventory names the one account every host uses (a lab's Kerberos principal, say), no
     # PROCAUDIT_USER is needed; --user and per-host users still win where they are set.
     named = {t.username for t in targets}
-    user = args.user or (named.pop() if len(named) == 1 else None)
+    user = args.overrides.user or (named.pop() if len(named) == 1 else None)
     base = credentials or resolve_credentials(user, needs_password=needs_password)
     from procaudit.transport.psrp import PsrpConnector  # imported here: keeps --help fast
 

@@ -11,61 +11,40 @@ from rich.table import Table
 
 from procaudit.cli.app import EXIT_CODES_HELP, app
 from procaudit.cli.options import (
-    AuthOpt,
-    CaBundleOpt,
     ConnectionArgs,
-    ConnectTimeoutOpt,
     FormatOpt,
     InventoryOpt,
     LimitOpt,
-    NoVerifyOpt,
-    OperationTimeoutOpt,
     OutputOpt,
-    PortOpt,
-    ScriptTimeoutOpt,
-    TransportOpt,
-    UserOpt,
     WorkersOpt,
     open_session,
     progress,
+    remoting_options,
     stderr,
 )
 from procaudit.errors import UserInputError
+from procaudit.inventory import Overrides
 from procaudit.ping import PingReport, ping
 from procaudit.report.output import OutputFormat, emit, print_rich
 
 
 @app.command("ping", help="Reach, authenticate and run PowerShell on each host. " + EXIT_CODES_HELP)
+@remoting_options
 def ping_command(
     inventory: InventoryOpt,
     limit: LimitOpt = None,
     workers: WorkersOpt = 32,
     fmt: FormatOpt = OutputFormat.table,
     output: OutputOpt = None,
-    transport: TransportOpt = None,
-    port: PortOpt = None,
-    auth: AuthOpt = None,
-    user: UserOpt = None,
-    ca_bundle: CaBundleOpt = None,
-    no_verify: NoVerifyOpt = False,
-    connect_timeout: ConnectTimeoutOpt = None,
-    operation_timeout: OperationTimeoutOpt = None,
-    script_timeout: ScriptTimeoutOpt = None,
+    *,
+    remoting: Overrides,
 ) -> None:
     if fmt == OutputFormat.html:
         raise UserInputError("ping writes table, json or csv")
     args = ConnectionArgs(
         inventory,
         limit,
-        transport,
-        port,
-        auth,
-        user,
-        ca_bundle,
-        no_verify,
-        connect_timeout,
-        operation_timeout,
-        script_timeout,
+        remoting,
     )
     session = open_session(args)
     with progress(len(session.targets), "ping") as advance:
