@@ -2,14 +2,15 @@
 
 One lab in its own process serves healthy hosts and one host per fault, over the default transport (HTTPS
 with the lab CA) and, when an MIT KDC is installed, Kerberos (the lab realm; the Kerberos failure is a host
-without an SPN). For each fault, ``procaudit ping`` runs (a subprocess, as an administrator runs it) on the
-faulty host plus the healthy ones, with ``--script-timeout DEADLINE`` (ping's whole per-host budget) and
-``--connect-timeout``. The table shows what each fault was classified as, the exit code, the seconds until the
-faulty host was classified (ping's ``elapsed_ms``), and whether the healthy hosts of that run stayed OK and
-how their time compares with a run without faults. A final run takes every host at once.
+without an SPN). For each fault, ``procaudit ping`` and ``procaudit check`` run (subprocesses, as an
+administrator runs them) on the faulty host plus the healthy ones, with ``--script-timeout DEADLINE`` (the whole
+per-host budget) and ``--connect-timeout``. Each table shows what each fault was classified as, the exit code,
+the seconds until the faulty host was classified (the report's ``elapsed_ms``), and whether the healthy hosts of
+that run stayed unaffected and how their time compares with a run without faults. A final run takes every
+host at once.
 
 Goal: every fault classified as expected, none slower than DEADLINE + 10 %, healthy hosts unaffected.
-``procaudit check`` is not part of this branch yet: the matrix covers ``ping``.
+The same matrix then runs ``procaudit check`` (one probe per host) with the same deadline.
 
     python bench/faults.py [--deadline 5] [--connect-timeout 2] [--transport https|http]
 """
@@ -89,19 +90,75 @@ def _names(plan: list[str]) -> list[str]:
     return names
 
 
-def ping(inventory: Path, hosts: list[str], env: dict[str, str], args: argparse.Namespace) -> tuple[int, dict, float]:
-    argv = [sys.executable, "-m", "procaudit", "ping", "-i", str(inventory), "--limit", ",".join(hosts), "-f", "json"]
+# A healthy run's exit code: ping has no findings; check exits 1 when a healthy host has a FAIL finding.
+HEALTHY_EXITS = {"ping": (0,), "check": (0, 1)}
+
+
+def run(
+    command: str, inventory: Path, hosts: list[str], env: dict[str, str], args: argparse.Namespace
+) -> tuple[int, dict, float]:
+    argv = [sys.executable, "-m", "procaudit", command, "-i", str(inventory), "--limit", ",".join(hosts), "-f", "json"]
     argv += ["--script-timeout", str(args.deadline), "--connect-timeout", str(args.connect_timeout)]
     started = time.monotonic()
     result = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
     wall = time.monotonic() - started
-    if result.returncode not in (0, 3):
-        raise SystemExit(f"ping exit {result.returncode}: {result.stderr}")
+    if result.returncode not in (*HEALTHY_EXITS[command], 3):
+        raise SystemExit(f"{command} exit {result.returncode}: {result.stderr}")
     return result.returncode, {h["host"]: h for h in json.loads(result.stdout)["hosts"]}, wall
 
 
 def kind_of(host: dict) -> str:
     return host["error"]["kind"] if host["error"] else "ok"
+
+
+def matrix(
+    command: str, inventory: Path, rows: list[Row], names: list[str], env: dict[str, str], args: argparse.Namespace
+) -> bool:
+    """Run one command over every fault and print its table; True when every fault was classified in time."""
+    healthy, faulty = names[: len(HEALTHY)], names[len(HEALTHY) :]
+    limit = args.deadline * 1.1
+    _code, base, _wall = run(command, inventory, healthy, env, args)
+    baseline = max(h["elapsed_ms"] for h in base.values())
+    table = []
+    for row, host in zip(rows, faulty, strict=True):
+        code, hosts, _wall = run(command, inventory, [host, *healthy], env, args)
+        got = kind_of(hosts[host])
+        seconds = hosts[host]["elapsed_ms"] / 1000
+        calm = all(kind_of(hosts[h]) == "ok" and hosts[h]["status"] == base[h]["status"] for h in healthy)
+        slowest = max(hosts[h]["elapsed_ms"] for h in healthy)
+        table.append((row, got, code, seconds, calm, slowest / baseline, hosts[host]))
+    code_all, everything, wall_all = run(command, inventory, names, env, args)
+
+    print(f"procaudit {command}:")
+    header = f"{'fault':<27} {'expected':<12} {'classified':<12} {'exit':>4} {'s to classify':>13} {'<= limit':>8} "
+    header += f"{'healthy OK':>10} {'healthy time x':>14}"
+    print(header)
+    print("-" * len(header))
+    good = True
+    for row, got, code, seconds, calm, ratio, _host in table:
+        within = seconds <= limit
+        expected_exits = HEALTHY_EXITS[command] if row.expected == "ok" else (3,)
+        good &= got == row.expected and within and calm and code in expected_exits
+        print(
+            f"{row.label:<27} {row.expected:<12} {got:<12} {code:>4} {seconds:>13.2f} {'yes' if within else 'NO':>8} "
+            f"{'yes' if calm else 'NO':>10} {ratio:>14.2f}"
+        )
+    all_ok = all(
+        kind_of(everything[h]) == (r.expected if r else "ok")
+        for h, r in zip(names, [None] * len(healthy) + rows, strict=True)
+    )
+    slowest_all = max(h["elapsed_ms"] for h in everything.values()) / 1000
+    print(
+        f"\nall {len(names)} hosts in one run: exit {code_all}, every host classified as expected: "
+        f"{'yes' if all_ok else 'NO'}, slowest host {slowest_all:.2f} s, wall {wall_all:.2f} s"
+    )
+    print(f"healthy baseline (no faults in the run): slowest healthy host {baseline / 1000:.3f} s")
+    print("messages:")
+    for row, _got, _code, _seconds, _calm, _ratio, host in table:
+        if host["error"]:
+            print(f"  {row.label}: {host['error']['message']}")
+    print()
+    return good and all_ok
 
 
 def main() -> None:
@@ -119,61 +176,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="procaudit-faults-"))
     proc, inventory, env = start_lab(work, rows, options)
     names = _names([*HEALTHY, *(r.profile for r in rows)])
-    healthy, faulty = names[: len(HEALTHY)], names[len(HEALTHY) :]
-    limit = args.deadline * 1.1
+    auth = "Kerberos" if kerberos else "NTLM"
+    print(f"fault matrix: {args.transport.upper()} + {auth}, lab in its own process")
+    print(
+        f"deadline (--script-timeout) {args.deadline:g} s, --connect-timeout {args.connect_timeout:g} s; "
+        f"limit {args.deadline * 1.1:.2f} s\n"
+    )
     try:
-        _code, base, _wall = ping(inventory, healthy, env, args)
-        baseline = max(h["elapsed_ms"] for h in base.values())
-        table = []
-        for row, host in zip(rows, faulty, strict=True):
-            code, hosts, _wall = ping(inventory, [host, *healthy], env, args)
-            got = kind_of(hosts[host])
-            seconds = hosts[host]["elapsed_ms"] / 1000
-            calm = all(kind_of(hosts[h]) == "ok" for h in healthy)
-            slowest = max(hosts[h]["elapsed_ms"] for h in healthy)
-            table.append((row, got, code, seconds, calm, slowest / baseline, hosts[host]))
-        code_all, everything, wall_all = ping(inventory, names, env, args)
+        good = all([matrix(command, inventory, rows, names, env, args) for command in ("ping", "check")])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-
-    auth = "Kerberos" if kerberos else "NTLM"
-    print(f"fault matrix: procaudit ping, {args.transport.upper()} + {auth}, lab in its own process")
-    print(
-        f"deadline (--script-timeout) {args.deadline:g} s, --connect-timeout {args.connect_timeout:g} s; "
-        f"limit {limit:.2f} s"
-    )
-    print("('procaudit check' is not on this branch: ping only)\n")
-    header = f"{'fault':<27} {'expected':<12} {'classified':<12} {'exit':>4} {'s to classify':>13} {'<= limit':>8} "
-    header += f"{'healthy OK':>10} {'healthy time x':>14}"
-    print(header)
-    print("-" * len(header))
-    good = True
-    for row, got, code, seconds, calm, ratio, _host in table:
-        within = seconds <= limit
-        good &= got == row.expected and within and calm and code == (0 if row.expected == "ok" else 3)
-        print(
-            f"{row.label:<27} {row.expected:<12} {got:<12} {code:>4} {seconds:>13.2f} {'yes' if within else 'NO':>8} "
-            f"{'yes' if calm else 'NO':>10} {ratio:>14.2f}"
-        )
-    all_ok = all(
-        kind_of(everything[h]) == (r.expected if r else "ok")
-        for h, r in zip(names, [None] * len(healthy) + rows, strict=True)
-    )
-    slowest_all = max(h["elapsed_ms"] for h in everything.values()) / 1000
-    print(
-        f"\nall {len(names)} hosts in one run: exit {code_all}, every host classified as expected: "
-        f"{'yes' if all_ok else 'NO'}, slowest host {slowest_all:.2f} s, wall {wall_all:.2f} s"
-    )
-    print(f"healthy baseline (no faults in the run): slowest healthy host {baseline / 1000:.3f} s")
-    print("\nmessages:")
-    for row, _got, _code, _seconds, _calm, _ratio, host in table:
-        if host["error"]:
-            print(f"  {row.label}: {host['error']['message']}")
-    print(
-        f"\nverdict: {'every fault classified correctly within the deadline' if good and all_ok else 'FAILURES above'}"
-    )
-    sys.exit(0 if good and all_ok else 1)
+    print(f"verdict: {'every fault classified correctly within the deadline' if good else 'FAILURES above'}")
+    sys.exit(0 if good else 1)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ class HostReadiness(BaseModel):
     problems: dict[str, str] = {}
     """Facts that could not be read, and why (the probe's part -> reason)."""
     error: HostError | None = None
+    elapsed_ms: float | None = None
+    """Time spent on the host (connect, probe), when it was probed over WinRM."""
     findings: list[Finding] = []
 
 
@@ -317,11 +319,12 @@ def check_hosts(
         target = outcome.target
         address, groups, lab = target.address, list(target.var("groups", ())), target.is_lab
         if outcome.value is not None:
-            hosts.append(readiness_for(outcome.value, checks, skip=skipped, address=address, groups=groups, lab=lab))
+            host = readiness_for(outcome.value, checks, skip=skipped, address=address, groups=groups, lab=lab)
         else:
             error: TransportError | None = outcome.error
             kind, message = (error.kind, str(error)) if error else ("internal", "no result")
-            hosts.append(_error_host(target.name, kind, message, address=address, groups=groups, lab=lab))
+            host = _error_host(target.name, kind, message, address=address, groups=groups, lab=lab)
+        hosts.append(host.model_copy(update={"elapsed_ms": round(outcome.elapsed * 1000, 1)}))
     return _report(hosts, checks, "winrm", result.interrupted)
 
 
