@@ -1,7 +1,7 @@
 """How close 'estimate' comes to the lab's true daily count, per method, at several moments of the week.
 
 The lab's clock is pinned to each moment; the truth is the host's activity.per_day (the mean day of the lab's
-rhythm). Live samples are shown at 60 s (the default) and 3600 s: the lab answers for the whole sample
+rhythm). Live samples are shown at 60 s (the default), 300 s and 3600 s: the lab answers for the whole sample
 without waiting it out. Prints one line per host and moment, then the worst error per method.
 
     python bench/estimate_accuracy.py
@@ -54,7 +54,7 @@ def main() -> None:
         for weekday, hour, label in MOMENTS:
             moment = pinned(weekday, hour)
             lab.world.clock = lambda m=moment: m  # type: ignore[misc]
-            for sample in (60, 3600):
+            for sample in (60, 300, 3600):
                 report = estimate(
                     targets, lambda t: PsrpConnector(t, credentials), EstimateSettings(sample_seconds=sample)
                 )
@@ -63,11 +63,9 @@ def main() -> None:
                     if e is None:
                         print(f"{label:<10} {h.host:<24} {h.status}")
                         continue
-                    if e.method == "sample" and sample == 60:
-                        method = "sample60"
-                    elif e.method == "sample":
-                        method = "sample3600"
-                    elif sample == 3600:
+                    if e.method == "sample":
+                        method = f"sample{sample}"
+                    elif sample != 60:
                         continue  # history methods do not depend on the sample length
                     else:
                         method = e.method

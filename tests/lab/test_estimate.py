@@ -108,8 +108,8 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 def run(request: pytest.FixtureRequest, estate: LabHandle) -> Run:
     moment = pinned(*MOMENTS[request.param])
     estate.lab.world.clock = lambda: moment
-    # A whole-hour live sample: the lab answers for it without waiting it out (it sleeps at most 2 s).
-    report = run_estimate(estate, EstimateSettings(sample_seconds=3600))
+    # The default live sample (5 minutes): the lab answers for it without waiting it out (it sleeps at most 2 s).
+    report = run_estimate(estate, EstimateSettings())
     return Run(moment, report)
 
 

@@ -94,7 +94,7 @@ def demo() -> None:
 
         stderr.print(Rule("4. estimate: 4688 volume per host, counted on each host (only hourly counts travel)"))
         groups = {name: host.groups for name, host in session.inventory.hosts.items()}
-        estimated = estimate(session.targets, session.connect, EstimateSettings(sample_seconds=60), groups=groups)
+        estimated = estimate(session.targets, session.connect, EstimateSettings(), groups=groups)
         print_rich(estimate_table(estimated), None)
         estimate_cli.summary(estimated)
 

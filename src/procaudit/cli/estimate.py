@@ -71,7 +71,7 @@ def estimate_command(
     window: Annotated[str, typer.Option("--window", help="History to count: 7d, 36h, ...")] = "7d",
     sample: Annotated[
         str, typer.Option("--sample", help="Live sample length for hosts without history (0 = none).")
-    ] = "60s",
+    ] = "5m",
     retention_days: Annotated[
         float, typer.Option("--retention-days", min=0.1, help="Days the Security log should keep.")
     ] = 14.0,

@@ -62,7 +62,7 @@ class RateResult(ScriptResult):
 
 
 class SampleParams(ScriptParams):
-    sample_seconds: int = Field(default=60, ge=1, le=3600)
+    sample_seconds: int = Field(default=300, ge=1, le=3600)
 
 
 class SampleResult(ScriptResult):
