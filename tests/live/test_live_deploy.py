@@ -15,7 +15,9 @@ import pytest
 from pydantic import Field
 
 from procaudit.credentials import resolve_credentials
+from procaudit.errors import RemoteScriptError
 from procaudit.remote import ScriptSpec
+from procaudit.rollout.deploy import GpoOptions
 from procaudit.rollout.direct import (
     SET_PROCAUDIT_SETTINGS,
     SettingsParams,
@@ -27,10 +29,19 @@ from procaudit.rollout.direct import (
 )
 from procaudit.rollout.gpo import (
     GET_GPO_STATE,
+    IMPORT_GPO,
     INVOKE_POLICY_REFRESH,
+    SET_GPO_FILTER,
+    SET_GPO_LINK,
+    SET_GROUP_MEMBER,
+    FilterParams,
     GpoStateParams,
+    ImportParams,
+    LinkParams,
+    MemberParams,
     RefreshParams,
     RefreshResult,
+    render,
 )
 from procaudit.rollout.journal import HostEntry
 from procaudit.rollout.operations import PROCESS_CREATION_ITEM, Change, DesiredState, current_value, direct_changes
@@ -108,3 +119,43 @@ def test_gpo_state_reads_a_real_domain(live_target: HostTarget) -> None:
     assert state.domain.dns_root and state.domain.distinguished_name.upper().startswith("DC=")
     assert state.gpo is not None and state.gpo.permissions, "the Default Domain Policy exists and has permissions"
     assert [t.exists for t in state.targets] == [False]
+
+
+class WhatIfImport(ImportParams):
+    what_if: bool = Field(default=True, alias="WhatIf")
+
+
+class WhatIfFilter(FilterParams):
+    what_if: bool = Field(default=True, alias="WhatIf")
+
+
+class WhatIfLink(LinkParams):
+    what_if: bool = Field(default=True, alias="WhatIf")
+
+
+class WhatIfMember(MemberParams):
+    what_if: bool = Field(default=True, alias="WhatIf")
+
+
+@pytest.mark.skipif(not os.environ.get("PROCAUDIT_LIVE_DC"), reason="set PROCAUDIT_LIVE_DC to a domain controller")
+def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: HostTarget) -> None:
+    """Import, security filtering, linking and membership, each with -WhatIf: the domain reads the same after."""
+    dc = dataclasses.replace(live_target, name=os.environ["PROCAUDIT_LIVE_DC"], address=os.environ["PROCAUDIT_LIVE_DC"])
+    name = f"procaudit-live-{os.getpid()}"
+    group = f"procaudit-live-{os.getpid()}"
+    with PsrpConnector(dc, resolve_credentials(None)) as connector:
+        domain = connector.run(GET_GPO_STATE, GpoStateParams(gpo_name=name)).domain
+        state = GpoStateParams(gpo_name=name, group_name=(group,), target=(domain.distinguished_name,))
+        before = connector.run(GET_GPO_STATE, state)
+        rendered = render(GpoOptions(dc=dc, ous=(domain.distinguished_name,), name=name), domain.dns_root)
+        imported = connector.run(IMPORT_GPO, WhatIfImport(**rendered.import_params(name).model_dump()))
+        assert imported.existed is False and imported.imported is False
+        connector.run(SET_GPO_FILTER, WhatIfFilter(gpo_name="Default Domain Policy", group_name=group))
+        connector.run(SET_GPO_LINK, WhatIfLink(gpo_name="Default Domain Policy", target=(domain.distinguished_name,)))
+        # The wave group does not exist yet (the filter step creates it): AD says so, as the lab models.
+        with pytest.raises(RemoteScriptError, match="Cannot find an object with identity"):
+            connector.run(
+                SET_GROUP_MEMBER, WhatIfMember(group_name=group, member=(f"{os.environ['PROCAUDIT_LIVE_DC']}$",))
+            )
+        after = connector.run(GET_GPO_STATE, state)
+    assert after == before

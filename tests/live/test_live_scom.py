@@ -16,6 +16,7 @@ import pytest
 
 from procaudit.credentials import resolve_credentials
 from procaudit.detections import scom
+from procaudit.errors import RemoteScriptError
 from procaudit.filecopy import copy_file
 from procaudit.transport.base import HostTarget
 from procaudit.transport.psrp import PsrpConnector
@@ -57,3 +58,22 @@ def test_canary_query_for_a_fresh_nonce_finds_nothing(management_server: PsrpCon
         scom.GET_CANARY_ALERT, scom.AlertParams(rule_name=scom.canary_rule_name(), nonce=secrets.token_hex(16))
     )
     assert result.alerts == []
+
+
+def test_import_of_a_file_that_was_never_staged_fails_and_changes_nothing(management_server: PsrpConnector) -> None:
+    # The lab models this refusal ("Could not find file ..."): the script must fail before any import.
+    name = "System.Library"
+    before = management_server.run(scom.EXPORT_MP, scom.ExportParams(name=name, what_if=True))
+    with pytest.raises(RemoteScriptError, match="Could not find file"):
+        management_server.run(
+            scom.IMPORT_MP,
+            scom.ImportParams(
+                file_name=f"procaudit-never-staged-{secrets.token_hex(4)}.xml",
+                sha256="0" * 64,
+                name=name,
+                version="1.0.0.0",
+                what_if=True,
+            ),
+        )
+    after = management_server.run(scom.EXPORT_MP, scom.ExportParams(name=name, what_if=True))
+    assert after.version == before.version

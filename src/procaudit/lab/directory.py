@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from procaudit.gpo.payload import GpoPayload
@@ -211,21 +211,7 @@ class Directory:
             gpo.payload, gpo.files, gpo.modified = payload, dict(files), moment
             gpo.version += 1
             return gpo, False
-        gpo = LabGpo(
-            id=str(uuid.uuid4()),
-            display_name=target_name,
-            payload=payload,
-            files=dict(files),
-            created=moment,
-            modified=moment,
-            permissions=[
-                GpoPermission(AUTHENTICATED_USERS, "WellKnownGroup", "GpoApply"),
-                GpoPermission("Domain Admins", "Group", "GpoEditDeleteModifySecurity"),
-                GpoPermission("Enterprise Admins", "Group", "GpoEditDeleteModifySecurity"),
-                GpoPermission(ENTERPRISE_DCS, "WellKnownGroup", "GpoRead"),
-                GpoPermission("SYSTEM", "WellKnownGroup", "GpoEditDeleteModifySecurity"),
-            ],
-        )
+        gpo = _new_gpo(str(uuid.uuid4()), target_name, payload, files, moment)
         self.gpos[gpo.id] = gpo
         return gpo, True
 
@@ -388,6 +374,33 @@ def _model_key(key: str) -> str:
     return next((known for known in _KNOWN_KEYS if known.lower() == key.lower()), key)
 
 
+def _new_gpo(gpo_id: str, name: str, payload: GpoPayload, files: dict[str, bytes], moment: datetime) -> LabGpo:
+    """A GPO with the permissions GPMC gives a new one."""
+    return LabGpo(
+        id=gpo_id,
+        display_name=name,
+        payload=payload,
+        files=dict(files),
+        created=moment,
+        modified=moment,
+        permissions=[
+            GpoPermission(AUTHENTICATED_USERS, "WellKnownGroup", "GpoApply"),
+            GpoPermission("Domain Admins", "Group", "GpoEditDeleteModifySecurity"),
+            GpoPermission("Enterprise Admins", "Group", "GpoEditDeleteModifySecurity"),
+            GpoPermission(ENTERPRISE_DCS, "WellKnownGroup", "GpoRead"),
+            GpoPermission("SYSTEM", "WellKnownGroup", "GpoEditDeleteModifySecurity"),
+        ],
+    )
+
+
+# Every domain has these two, with these GUIDs, linked at the domain root and to the Domain Controllers OU.
+# Their settings (password policy, user rights) are none of procaudit's business: the lab gives them none.
+DEFAULT_GPOS: Final[tuple[tuple[str, str, str | None], ...]] = (
+    ("31b2f340-016d-11d2-945f-00c04fb984f9", "Default Domain Policy", None),
+    ("6ac1786c-016f-11d2-945f-00c04fb984f9", "Default Domain Controllers Policy", "Domain Controllers"),
+)
+
+
 def directory_of(world: LabWorld) -> Directory:
     """The world's directory, created on first use from its hosts (a computer account per host)."""
     with world.lock:
@@ -398,6 +411,10 @@ def directory_of(world: LabWorld) -> Directory:
                 ou = ou_dn(_ROLE_OU.get(host.role, "Servers"))
                 directory.computers[_sam(host).lower()] = (f"CN={host.os.computer_name},{ou}", name)
                 directory.tickets[name] = frozenset()
+            created = datetime.now(UTC) - timedelta(days=900)
+            for gpo_id, gpo_name, linked_ou in DEFAULT_GPOS:
+                directory.gpos[gpo_id] = _new_gpo(gpo_id, gpo_name, GpoPayload(), {}, created)
+                directory.links.append(GpoLink(gpo_id, ou_dn(linked_ou) if linked_ou else directory.dn))
             world.directory = directory
         assert isinstance(world.directory, Directory)
         return world.directory

@@ -39,8 +39,9 @@ _SERVER_2016 = ("Microsoft Windows Server 2016 Standard", "10.0.14393", "5.1.143
 _WINDOWS_10 = ("Microsoft Windows 10 Enterprise", "10.0.19045", "5.1.19041.1320")
 _WINDOWS_7 = ("Microsoft Windows 7 Enterprise", "6.1.7601", "5.1.14409.1005")
 
-CORP_BASELINE_GPO = ("{6AC1786C-016F-11D2-945F-00C04FB984F9}", "CORP Server Baseline")
-LEGACY_AUDIT_GPO = ("{31B2F340-016D-11D2-945F-00C04FB984F9}", "CORP Legacy Audit (2008)")
+# The domain's own baselines (the two default GPOs keep their well-known GUIDs in lab/directory.py).
+CORP_BASELINE_GPO = ("{5B1F0A8E-3C2D-4E6F-9A7B-1C2D3E4F5A6B}", "CORP Server Baseline")
+LEGACY_AUDIT_GPO = ("{8E2D4C6A-1B3F-4D5E-8F9A-0B1C2D3E4F50}", "CORP Legacy Audit (2008)")
 
 
 @dataclass(frozen=True)

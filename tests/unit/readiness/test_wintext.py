@@ -9,7 +9,7 @@ from lxml import etree
 
 from procaudit.facts import DEFAULT_POLICY_NAMES
 from procaudit.lab import wintext
-from procaudit.lab.profiles import build_host
+from procaudit.lab.profiles import CORP_BASELINE_GPO, build_host
 from procaudit.parsers.auditpol import PROCESS_CREATION_GUID, SUBCATEGORIES, parse_audit_csv
 from procaudit.parsers.gpresult import parse_policy_xml
 from procaudit.parsers.secedit import parse_security_template
@@ -64,4 +64,4 @@ def test_gpo_managed_rsop_names_the_baseline_for_both_settings() -> None:
     assert cmd is not None and cmd.enabled is False and cmd.via == "admx_policy"
     assert [p.name for p in sources.registry_policies] == ["Include command line in process creation events"]
     assert all(a.guid == PROCESS_CREATION_GUID for a in sources.audit_settings)  # termination was trimmed
-    assert sources.gpo_names == {"{6AC1786C-016F-11D2-945F-00C04FB984F9}": "CORP Server Baseline"}
+    assert sources.gpo_names == {CORP_BASELINE_GPO[0]: "CORP Server Baseline"}
