@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from procaudit.lab.directory import AUTHENTICATED_USERS, directory_of
+from procaudit.lab.directory import AUTHENTICATED_USERS, DEFAULT_GPOS, directory_of
 from procaudit.lab.profiles import PROFILES
 from procaudit.readiness.engine import check_hosts
 from procaudit.readiness.evaluators import Status
@@ -124,7 +124,8 @@ def test_gpo_deployment_end_to_end_on_every_profile(tmp_path: Path) -> None:
 
         check = deploy.predict()
         assert all(step.needed for step in check.domain)
-        assert not directory.gpos, "--check imported a GPO"
+        defaults = {gpo_id for gpo_id, _name, _ou in DEFAULT_GPOS}
+        assert set(directory.gpos) == defaults, "--check imported a GPO"
 
         journal = tmp_path / "gpo.journal.json"
         report = deploy.run(open_journal(journal, plan, deploy.options, inventory=None, lab=True))
@@ -132,10 +133,10 @@ def test_gpo_deployment_end_to_end_on_every_profile(tmp_path: Path) -> None:
         by_host = {h.host: h for h in report.hosts}
         assert all(h.status == "OK" for h in report.hosts), {h.host: (h.status, h.error) for h in report.hosts}
         assert by_host["lab-gpo-managed-01"].notes  # the baseline GPO sets the same settings
-        (ours,) = directory.gpos.values()
+        (ours,) = [g for g in directory.gpos.values() if g.id not in defaults]
         assert ours.permission_of(AUTHENTICATED_USERS) == "GpoRead"  # MS16-072: Read kept, Apply removed
         assert {ours.permission_of(f"procaudit-4688-w{i}") for i in (1, 2, 3)} == {"GpoApply"}
-        assert sorted(lk.target for lk in directory.links) == sorted(OUS)
+        assert sorted(lk.target for lk in directory.links if lk.gpo_id == ours.id) == sorted(OUS)
         assert sum(len(g.members) for g in directory.groups.values()) == len(names)
         assert_checks_pass(session, names)
         facts = session.facts()
@@ -155,7 +156,8 @@ def test_gpo_deployment_end_to_end_on_every_profile(tmp_path: Path) -> None:
             JournalStore.load(journal), session.targets, session.connect, dc=session.targets["lab-dc-01"]
         ).run()
         assert rollback.exit_code == 0, rollback.summary
-        assert not directory.links and not any(g.startswith("procaudit") for g in directory.groups)
+        assert {lk.gpo_id for lk in directory.links} == defaults  # only the domain's own links are left
+        assert not any(g.startswith("procaudit") for g in directory.groups)
         assert ours.permission_of(AUTHENTICATED_USERS) == "GpoApply"
         restored = {h: settings_of(f) for h, f in session.facts().items()}
         for host in names:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from procaudit.gpo.settings import GpoSettings
-from procaudit.lab.directory import AUTHENTICATED_USERS, CmdletError, directory_of, ou_dn
+from procaudit.lab.directory import AUTHENTICATED_USERS, DEFAULT_GPOS, CmdletError, directory_of, ou_dn
 from procaudit.lab.model import AUDIT_KEY, CMDLINE_VALUE, EVENTLOG_POLICY_KEY, PROCESS_CREATION, LabWorld
 from procaudit.lab.profiles import build_host
 from procaudit.rollout.deploy import GpoOptions
@@ -35,6 +35,8 @@ from tests.unit.rollout.labhost import ScriptFailed, facts, run
 
 NAME = "procaudit - Process Creation Auditing"
 SERVERS = ou_dn("Servers")
+
+DEFAULT_GPO_IDS = {gpo_id for gpo_id, _name, _ou in DEFAULT_GPOS}
 
 
 def world_of(*profiles: str) -> LabWorld:
@@ -91,11 +93,11 @@ def test_import_gpo_rejects_data_it_cannot_read_with_the_real_hresult(windows_ca
         run(dc, IMPORT_GPO, broken, world)
     real = capture_line(windows_capture, "error_import-gpo_data_invalid_en_hardenad_log.txt", "0x8007000D")
     assert str(info.value) == real.split("Error: ", 1)[1]
-    assert not directory_of(world).gpos
+    assert set(directory_of(world).gpos) == DEFAULT_GPO_IDS  # only the domain's own two
     tampered = params.model_copy(update={"sha256": tuple("0" * 64 for _ in digests)})
     with pytest.raises(ScriptFailed, match=r"arrived with SHA-256 .* nothing was imported"):
         run(dc, IMPORT_GPO, tampered, world)
-    assert not directory_of(world).gpos
+    assert set(directory_of(world).gpos) == DEFAULT_GPO_IDS  # only the domain's own two
 
 
 def test_new_gplink_on_a_linked_target_fails_as_windows_does(windows_capture: Callable[[str], Path]) -> None:
