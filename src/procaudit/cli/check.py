@@ -90,11 +90,7 @@ def check_command(
         report = engine.check_evidence(evidence, skip=skip or ())
     else:
         assert inventory is not None
-        args = ConnectionArgs(
-            inventory,
-            limit,
-            remoting,
-        )
+        args = ConnectionArgs(inventory, limit, remoting)
         engine.validate_skip(skip or (), load_catalog())
         session = open_session(args)
         with progress(len(session.targets), "check") as advance:
@@ -157,11 +153,7 @@ def verify_command(
 ) -> None:
     if fmt == OutputFormat.html:
         raise UserInputError("verify writes table, json or csv")
-    args = ConnectionArgs(
-        inventory,
-        limit,
-        remoting,
-    )
+    args = ConnectionArgs(inventory, limit, remoting)
     session = open_session(args)
     server = _scom_server(session, args, scom) if scom else None
     with progress(len(session.targets), "verify") as advance:

@@ -119,11 +119,7 @@ def deploy_command(
     if strategy == "gpo" and (not dc or not ou):
         raise UserInputError("--strategy gpo needs --dc HOST and at least one --ou DN")
     rollout = load_rollout_plan(plan_file)
-    args = ConnectionArgs(
-        inventory,
-        None,
-        remoting,
-    )
+    args = ConnectionArgs(inventory, None, remoting)
     session = open_session(args)
     targets = {t.name: t for t in session.targets}
     gpo = None
@@ -261,11 +257,7 @@ def rollback_command(
     if limit:
         selected = {h.name for h in load_inventory(source).select(limit)}
         hosts = selected & set(store.journal.hosts)
-    args = ConnectionArgs(
-        source,
-        None,
-        remoting,
-    )
+    args = ConnectionArgs(source, None, remoting)
     session = open_session(args)
     targets = {t.name: t for t in session.targets}
     dc = None

@@ -96,11 +96,7 @@ def estimate_command(
 ) -> None:
     chosen = pick_format(fmt, output, (OutputFormat.table, OutputFormat.json, OutputFormat.csv, OutputFormat.html))
     settings = settings_from_options(window, sample, retention_days, forward_factor, record_bytes)
-    args = ConnectionArgs(
-        inventory,
-        limit,
-        remoting,
-    )
+    args = ConnectionArgs(inventory, limit, remoting)
     session = open_session(args)
     groups = {name: host.groups for name, host in session.inventory.hosts.items()}
     with progress(len(session.targets), "estimate") as advance:

@@ -199,11 +199,7 @@ def push_command(
 ) -> None:
     _table_or_json(fmt)
     compiled = load_rules(_rules_dir(rules))
-    args = ConnectionArgs(
-        inventory,
-        server,
-        remoting,
-    )
+    args = ConnectionArgs(inventory, server, remoting)
     connector, host = _one_server(args)
     stderr.print(f"{'checking' if check else 'pushing'} {name} on {host} ...", highlight=False)
     try:
@@ -260,11 +256,7 @@ def verify_alert_command(
 ) -> None:
     _table_or_json(fmt)
     scom.check_nonce(nonce)
-    args = ConnectionArgs(
-        inventory,
-        server,
-        remoting,
-    )
+    args = ConnectionArgs(inventory, server, remoting)
     connector, host = _one_server(args)
     stderr.print(f"looking for the canary alert of run {nonce} on {host} (up to {timeout:g} s) ...", highlight=False)
     try:

@@ -41,11 +41,7 @@ def ping_command(
 ) -> None:
     if fmt == OutputFormat.html:
         raise UserInputError("ping writes table, json or csv")
-    args = ConnectionArgs(
-        inventory,
-        limit,
-        remoting,
-    )
+    args = ConnectionArgs(inventory, limit, remoting)
     session = open_session(args)
     with progress(len(session.targets), "ping") as advance:
         report = ping(session.targets, session.connect, workers=workers, on_done=advance)
