@@ -16,22 +16,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from procaudit.parsers.auditpol import legacy_category_subcategories
 
 PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
-# Detailed Tracking: the subcategories the legacy "Audit process tracking" category covers.
-DETAILED_TRACKING = (
-    "{0CCE922B-69AE-11D9-BED3-505054503030}",  # Process Creation
-    "{0CCE922C-69AE-11D9-BED3-505054503030}",  # Process Termination
-    "{0CCE922D-69AE-11D9-BED3-505054503030}",  # DPAPI Activity
-    "{0CCE922E-69AE-11D9-BED3-505054503030}",  # RPC Events
-    "{0CCE9248-69AE-11D9-BED3-505054503030}",  # Plug and Play Events
-    "{0CCE924A-69AE-11D9-BED3-505054503030}",  # Token Right Adjusted Events
-)
-LEGACY_CATEGORY_SUBCATEGORIES = {"AuditProcessTracking": DETAILED_TRACKING}
 
 AUDIT_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Audit"
 CMDLINE_VALUE = "ProcessCreationIncludeCmdLine_Enabled"
@@ -94,7 +84,6 @@ class ActivityProfile:
     """How many processes this host starts: a daily rhythm around ``per_day`` (ground truth for estimates)."""
 
     per_day: int
-    business_hours_share: float = 0.7  # share of starts between 08:00 and 18:00 local time
     seed: int = 0
 
 
@@ -170,7 +159,6 @@ class LabHost:
     activity: ActivityProfile
     services: Services
     event_log_readers: list[tuple[str, str]] = field(default_factory=list)  # (SID, name)
-    boot_time: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(days=30))
     # Since when the Security log holds each event id (the history an estimate can read); absent = never.
     logging_since: dict[int, datetime] = field(default_factory=dict)
     # When 4688 (and its command line) was effective: see procaudit.lab.eventlog.timeline.
@@ -194,7 +182,7 @@ class LabHost:
             if self.force_subcategory() != 1:
                 for category, value in self.policy.legacy.items():
                     # Every legacy category overwrites all its subcategories (MS-GPSB 3.2.5.6).
-                    for guid in LEGACY_CATEGORY_SUBCATEGORIES.get(category) or legacy_category_subcategories(category):
+                    for guid in legacy_category_subcategories(category):
                         self.policy.lsa[guid] = value
             policy_size_kb = self.registry.get(EVENTLOG_POLICY_KEY, {}).get("MaxSize")
             if isinstance(policy_size_kb, int) and policy_size_kb > 0:

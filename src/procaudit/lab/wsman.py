@@ -53,9 +53,6 @@ FAULT_OPERATION_TIMEOUT = 2150858793
 FAULT_SHELL_NOT_FOUND = 2150858843
 FAULT_UNSUPPORTED = 2150858762
 
-# A hang ends when the client stops the pipeline, the shell is deleted or the lab stops; never later than this.
-_MAX_SCRIPT_SECONDS = 900.0
-
 
 @dataclass
 class ScriptRun:
@@ -102,8 +99,7 @@ class _Pipeline:
 class Shell:
     """One runspace pool and its pipelines. All psrpcore calls happen under ``self.lock``."""
 
-    def __init__(self, shell_id: str, executor: Executor, private_data: dict[str, Any]) -> None:
-        self.shell_id = shell_id
+    def __init__(self, executor: Executor, private_data: dict[str, Any]) -> None:
         self.executor = executor
         self.pool = ServerRunspacePool(application_private_data=private_data)
         self.lock = threading.Condition()
@@ -338,7 +334,7 @@ class ShellService:
         if shell_el is None or creation is None or not creation.text:
             raise WSManFault(FAULT_UNSUPPORTED, "The lab only serves PowerShell (PSRP) shells.")
         shell_id = shell_el.get("ShellId") or str(uuid.uuid4()).upper()
-        shell = Shell(shell_id, self.executor, self.private_data)
+        shell = Shell(self.executor, self.private_data)
         with self._lock:
             self.shells[shell_id] = shell
         shell.feed(base64.b64decode(creation.text), None)
