@@ -25,11 +25,19 @@ def resolve_credentials(username: str | None, *, needs_password: bool = True) ->
     if not user:
         if not sys.stdin.isatty():
             raise CredentialError(f"no user name: set {USER_ENV} (e.g. CORP\\svc-procaudit) or pass --user")
-        user = input("WinRM user (DOMAIN\\user): ").strip()
+        user = _ask("WinRM user (DOMAIN\\user): ")
     if password is None:
         if not sys.stdin.isatty():
             raise CredentialError(f"no password for {user}: set {PASSWORD_ENV} or run from a terminal to be asked")
-        password = getpass.getpass(f"Password for {user}: ")
+        # getpass asks on the terminal itself (stderr when there is none): never on stdout, which a report may use.
+        password = getpass.getpass(f"Password for {user}: ", stream=sys.stderr)
     if not user or not password:
         raise CredentialError("empty user name or password")
     return Credentials(user, password)
+
+
+def _ask(prompt: str) -> str:
+    """Read one line from stdin, with the prompt on stderr (stdout carries reports: ``--format json > file``)."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()

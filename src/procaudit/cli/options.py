@@ -50,7 +50,14 @@ NoVerifyOpt = Annotated[
     typer.Option("--no-verify", help="Do not validate HTTPS certificates (lab only: anyone can impersonate hosts)."),
 ]
 ConnectTimeoutOpt = Annotated[float | None, typer.Option("--connect-timeout", help="Seconds to wait for TCP connect.")]
-OperationTimeoutOpt = Annotated[int | None, typer.Option("--operation-timeout", help="WinRM operation timeout (s).")]
+OperationTimeoutOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--operation-timeout",
+        help="Longest WinRM OperationTimeout of one exchange (s): how long the host may hold a request open "
+        "(used up to 5 s, and never past the script deadline).",
+    ),
+]
 ScriptTimeoutOpt = Annotated[float | None, typer.Option("--script-timeout", help="Deadline per remote script (s).")]
 
 
@@ -112,6 +119,23 @@ def remoting_overrides(
         if auth == "basic":
             raise UserInputError("Basic auth is not supported; use negotiate, kerberos or ntlm")
         raise UserInputError(f"--auth must be one of {', '.join(AUTH_METHODS)}")
+    if port is not None and not 0 < port < 65536:
+        raise UserInputError(f"--port must be between 1 and 65535, not {port}")
+    for option, value in (
+        ("--connect-timeout", connect_timeout),
+        ("--operation-timeout", operation_timeout),
+        ("--script-timeout", script_timeout),
+    ):
+        if value is not None and not value > 0:  # 'not >' also refuses NaN
+            raise UserInputError(f"{option} must be a positive number of seconds, not {value:g}")
+    if transport == "http":
+        # Over HTTP there is no server certificate to check: a CA bundle or --no-verify there is a mistake.
+        given = [name for name, on in (("--ca-bundle", ca_bundle is not None), ("--no-verify", no_verify)) if on]
+        if given:
+            raise UserInputError(
+                f"{' and '.join(given)} apply to HTTPS certificates; --transport http has none (WinRM message "
+                "encryption protects HTTP)"
+            )
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UserInputError(f"--ca-bundle {ca_bundle}: no such file")
     return Overrides(
@@ -156,16 +180,24 @@ def open_session(args: ConnectionArgs, credentials: Credentials | None = None) -
             highlight=False,
         )
     needs_password = any(t.options.auth not in ("kerberos", "certificate") for t in targets)
-    # When the inventory names the one account every host uses (a lab's Kerberos principal, say), no
-    # PROCAUDIT_USER is needed; --user and per-host users still win where they are set.
-    named = {t.username for t in targets}
-    user = args.overrides.user or (named.pop() if len(named) == 1 else None)
+    # One password (PROCAUDIT_PASSWORD or the prompt) serves one account: when the inventory names the account
+    # (a lab's Kerberos principal, say), every selected host must name the same one, and hosts that name none
+    # use it too. --user (already applied to every target) wins over the inventory. Certificate logons use no
+    # account name or password, so they do not count.
+    named = sorted({t.username for t in targets if t.username and t.options.auth != "certificate"})
+    if len(named) > 1:
+        raise UserInputError(
+            f"the selected hosts name {len(named)} different users ({', '.join(named)}); one password cannot "
+            "serve several accounts: pass --user, or run once per account with --limit"
+        )
+    user = args.overrides.user or (named[0] if named else None)
     base = credentials or resolve_credentials(user, needs_password=needs_password)
     from procaudit.transport.psrp import PsrpConnector  # imported here: keeps --help fast
 
     def connect(target: HostTarget) -> Connector:
         credentials: Credentials | None = base
         if base is not None and target.username and target.username != base.username:
+            # The inventory's spelling of the account (user@REALM for Kerberos) with the run's one password.
             credentials = Credentials(target.username, base.password)
         return PsrpConnector(target, credentials)
 

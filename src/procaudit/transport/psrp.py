@@ -259,7 +259,8 @@ class PsrpConnector:
         assert self._wsman is not None
         # The operation timeout of the last poll ends at the deadline; the HTTP read timeout leaves room for
         # link latency (capped at the deadline by the adapter wrapper) so a slow but live host is not dead.
-        operation = round(max(_MIN_POLL_SECONDS, min(_POLL_SECONDS, remaining)), 3)
+        longest = min(_POLL_SECONDS, self.target.options.operation_timeout)
+        operation = round(max(_MIN_POLL_SECONDS, min(longest, remaining)), 3)
         # pypsrp annotates these as int; WinRM and requests take fractional seconds (pypsrp formats PT{n}S).
         self._wsman.operation_timeout = operation  # type: ignore[assignment]
         self._wsman.transport.read_timeout = operation + _READ_MARGIN  # type: ignore[assignment]
