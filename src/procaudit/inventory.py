@@ -131,8 +131,10 @@ class Inventory:
         """Hosts matching an Ansible-style pattern list: ``web*,dcs,!dc02,&prod`` (globs on host or group names)."""
         if not limit:
             return [self.hosts[name] for name in sorted(self.hosts)]
-        selected: set[str] = set()
         patterns = [p.strip() for p in limit.split(",") if p.strip()]
+        # As in Ansible: a limit of only exclusions or intersections ('!dc02', '&prod') starts from every host.
+        only_filters = all(p[0] in "!&" for p in patterns)
+        selected: set[str] = set(self.hosts) if only_filters else set()
         for pattern in sorted(patterns, key=lambda p: p[:1] in "!&"):
             op, name = (pattern[0], pattern[1:]) if pattern[0] in "!&" else ("", pattern)
             matched = self._match(name)
@@ -363,7 +365,10 @@ class _Builder:
                 if child not in self.group_hosts:
                     raise InventoryError(f"{self.path}: group {group!r} lists unknown child group {child!r}")
         members: dict[str, set[str]] = {}
-        depth: dict[str, int] = {}
+        parents: dict[str, set[str]] = {}
+        for group, children in self.group_children.items():
+            for child in children:
+                parents.setdefault(child, set()).add(group)
 
         def collect(group: str, trail: tuple[str, ...]) -> set[str]:
             if group in trail:
@@ -372,16 +377,25 @@ class _Builder:
                 return members[group]
             found = set(self.group_hosts.get(group, set()))
             for child in sorted(self.group_children.get(group, set())):
-                depth[child] = max(depth.get(child, 0), len(trail) + 1)
                 found |= collect(child, (*trail, group))
             members[group] = found
             return found
 
         for group in sorted(self.group_hosts):
-            depth.setdefault(group, 0)
             collect(group, ())
         members["all"] = set(self.host_vars)
-        depth["all"] = -1
+
+        # A group's depth is its longest path from a top-level group (Ansible's rule), whatever order the file
+        # lists groups in: a child group is always deeper than each of its parents, so its vars win over theirs.
+        depth: dict[str, int] = {"all": -1}
+
+        def depth_of(group: str) -> int:
+            if group not in depth:
+                depth[group] = max((depth_of(p) + 1 for p in parents.get(group, set()) if p != "all"), default=0)
+            return depth[group]
+
+        for group in members:
+            depth_of(group)
         hosts: dict[str, InventoryHost] = {}
         for name in sorted(self.host_vars):
             groups = sorted((g for g, m in members.items() if name in m), key=lambda g: (depth.get(g, 0), g))
@@ -412,7 +426,33 @@ class Overrides:
     connect_timeout: float | None = None
     operation_timeout: int | None = None
     script_timeout: float | None = None
-    proxy: str | None = None
+
+
+def unsafe_settings(targets: Iterable[HostTarget], overrides: Overrides) -> list[str]:
+    """Warnings about inventory choices that weaken security: certificate validation off, CredSSP delegation.
+
+    ``--no-verify`` is left out: whoever passed it was warned about it already.
+    """
+    targets = list(targets)
+    warnings = []
+    unchecked = sorted(t.name for t in targets if not t.options.cert_validation and t.options.scheme == "https")
+    if unchecked and not overrides.no_verify:
+        warnings.append(
+            f"the inventory turns HTTPS certificate validation off for {_some(unchecked)}: anyone on the path can "
+            "impersonate these hosts and capture the credentials"
+        )
+    delegating = sorted(t.name for t in targets if t.options.auth == "credssp")
+    if delegating:
+        warnings.append(
+            f"CredSSP is selected for {_some(delegating)}: it hands the password itself to each host, where anyone "
+            "in control of the host can reuse it; prefer negotiate or kerberos"
+        )
+    return warnings
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    head = ", ".join(names[:shown])
+    return f"{len(names)} host(s) ({head}{', ...' if len(names) > shown else ''})"
 
 
 def to_targets(inventory: Inventory, hosts: Iterable[InventoryHost], overrides: Overrides) -> list[HostTarget]:
@@ -430,9 +470,14 @@ def to_targets(inventory: Inventory, hosts: Iterable[InventoryHost], overrides: 
         ca_bundle = overrides.ca_bundle or (Path(v["ca_bundle"]).expanduser() if v.get("ca_bundle") else None)
         if ca_bundle is not None and not ca_bundle.is_absolute() and not overrides.ca_bundle:
             ca_bundle = (inventory.path.parent / ca_bundle).resolve()
+        port = overrides.port or v.get("port")
+        scheme = overrides.transport or v.get("transport")
+        if scheme is None:
+            # Ansible's psrp and winrm plugins speak HTTP to port 5985 and HTTPS to any other port unless told.
+            scheme = "http" if inventory.format == "ansible" and port == 5985 else defaults.scheme
         options = ConnectionOptions(
-            scheme=cast(Scheme, overrides.transport or v.get("transport", defaults.scheme)),
-            port=overrides.port or v.get("port"),
+            scheme=cast(Scheme, scheme),
+            port=port,
             auth=cast(AuthMethod, overrides.auth or v.get("auth", defaults.auth)),
             cert_validation=False if overrides.no_verify else v.get("cert_validation", True),
             ca_bundle=ca_bundle,
@@ -441,7 +486,7 @@ def to_targets(inventory: Inventory, hosts: Iterable[InventoryHost], overrides: 
                 overrides.operation_timeout or v.get("operation_timeout", defaults.operation_timeout)
             ),
             script_timeout=float(overrides.script_timeout or v.get("script_timeout", defaults.script_timeout)),
-            proxy=overrides.proxy or v.get("proxy"),
+            proxy=v.get("proxy"),
             kerberos_service=v.get("kerberos_service", defaults.kerberos_service),
             kerberos_hostname=v.get("kerberos_hostname"),
             certificate_pem=Path(v["certificate_pem"]) if v.get("certificate_pem") else None,

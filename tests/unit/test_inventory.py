@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from procaudit.errors import InventoryError
-from procaudit.inventory import Overrides, load_inventory, to_targets
+from procaudit.inventory import Overrides, load_inventory, to_targets, unsafe_settings
 
 NATIVE = """\
 vars:
@@ -158,3 +158,59 @@ def test_missing_and_undecodable_files(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(InventoryError, match="cannot read inventory"):
         load_inventory(path)
+
+
+# The top group sorts last, so its children are met before it: neither file order nor names may decide.
+NESTED = """\
+vars: {script_timeout: 10}
+groups:
+  leaf:
+    vars: {script_timeout: 30, kerberos_service: LEAF}
+    hosts:
+      h1:
+      h2: {script_timeout: 40}
+  mid:
+    vars: {script_timeout: 20, kerberos_service: MID, connect_timeout: 2}
+    children: [leaf]
+  zz-top:
+    vars: {connect_timeout: 1, kerberos_service: TOP}
+    children: [mid]
+"""
+
+
+def test_deeper_groups_win_over_their_parents_whatever_the_order(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, NESTED))
+    targets = {t.name: t for t in to_targets(inv, inv.select(None), Overrides())}
+    h1, h2 = targets["h1"].options, targets["h2"].options
+    assert (h1.script_timeout, h1.kerberos_service, h1.connect_timeout) == (30, "LEAF", 2)
+    assert h2.script_timeout == 40  # host vars win over every group
+
+
+@pytest.mark.parametrize(("limit", "expected"), [("!dcs", ["web01"]), ("&dcs,!dc01*", ["dc02.corp.example"])])
+def test_a_limit_of_only_filters_starts_from_every_host(tmp_path: Path, limit: str, expected: list[str]) -> None:
+    inv = load_inventory(write(tmp_path, NATIVE))
+    assert [h.name for h in inv.select(limit)] == expected
+
+
+def test_ansible_port_5985_without_a_scheme_is_http(tmp_path: Path) -> None:
+    text = "all:\n  hosts:\n    a: {ansible_port: 5985}\n    b: {ansible_port: 5986}\n    c:\n"
+    inv = load_inventory(write(tmp_path, text))
+    schemes = {
+        t.name: (t.options.scheme, t.options.effective_port) for t in to_targets(inv, inv.select(None), Overrides())
+    }
+    assert schemes == {"a": ("http", 5985), "b": ("https", 5986), "c": ("https", 5986)}
+    native = load_inventory(write(tmp_path, "hosts: {a: {port: 5985}}\n", "native.yml"))
+    assert to_targets(native, native.select(None), Overrides())[0].options.scheme == "https"  # ours: say transport
+
+
+def test_unsafe_inventory_settings_are_warned_about(tmp_path: Path) -> None:
+    text = "groups:\n  g:\n    hosts:\n      a: {cert_validation: false}\n      b: {auth: credssp}\n      c:\n"
+    inv = load_inventory(write(tmp_path, text))
+    warnings = unsafe_settings(to_targets(inv, inv.select(None), Overrides()), Overrides())
+    assert len(warnings) == 2
+    assert "certificate validation off for 1 host(s) (a)" in warnings[0]
+    assert "CredSSP is selected for 1 host(s) (b)" in warnings[1]
+    # Whoever passed --no-verify was warned already; a clean selection has nothing to say.
+    targets = to_targets(inv, inv.select("a"), Overrides(no_verify=True))
+    assert unsafe_settings(targets, Overrides(no_verify=True)) == []
+    assert unsafe_settings(to_targets(inv, inv.select("c"), Overrides()), Overrides()) == []

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from procaudit.credentials import resolve_credentials
 from procaudit.errors import UserInputError
-from procaudit.inventory import Inventory, Overrides, load_inventory, to_targets
+from procaudit.inventory import Inventory, Overrides, load_inventory, to_targets, unsafe_settings
 from procaudit.report.output import OutputFormat
 from procaudit.transport.base import AUTH_METHODS, Connector, Credentials, HostTarget
 
@@ -179,6 +179,8 @@ def open_session(args: ConnectionArgs, credentials: Credentials | None = None) -
             "impersonate these hosts and capture the credentials.",
             highlight=False,
         )
+    for warning in unsafe_settings(targets, args.overrides):
+        stderr.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     needs_password = any(t.options.auth not in ("kerberos", "certificate") for t in targets)
     # One password (PROCAUDIT_PASSWORD or the prompt) serves one account: when the inventory names the account
     # (a lab's Kerberos principal, say), every selected host must name the same one, and hosts that name none
