@@ -12,10 +12,11 @@ from procaudit.errors import (
     ConnectionLostError,
     ContractError,
     DeadlineError,
+    ProtocolError,
     RemoteScriptError,
     UnreachableError,
 )
-from procaudit.lab.wsman import ScriptOutcome, ScriptRun
+from procaudit.lab.wsman import FAULT_UNSUPPORTED, ScriptOutcome, ScriptRun, WSManFault
 from procaudit.ping import GET_HOST_IDENTITY, NoParams
 from procaudit.remote import ScriptSpec
 from procaudit.transport.base import Credentials
@@ -152,3 +153,22 @@ def test_parameters_arrive_typed_and_never_as_code(fault_lab: LabHandle) -> None
     finally:
         endpoint.executor = original
     assert seen == [{"Path": hostile, "Count": 3, "Flags": [1, "a"]}]
+
+
+def test_a_shell_whose_opening_failed_is_deleted_on_close(fault_lab: LabHandle) -> None:
+    shells = fault_lab.endpoint("lab-ready-02").shells
+    original = shells._receive
+
+    def refuse_pool_receive(shell, body, timeout, max_envelope):  # type: ignore[no-untyped-def]
+        raise WSManFault(FAULT_UNSUPPORTED, "the lab refuses this Receive")  # after the Create succeeded
+
+    shells._receive = refuse_pool_receive  # type: ignore[method-assign]
+    try:
+        conn = fault_lab.connector("lab-ready-02")
+        with pytest.raises(ProtocolError, match="WinRM fault"):
+            conn.open()
+        assert len(shells.shells) == 1  # the host holds the half-opened shell
+    finally:
+        shells._receive = original  # type: ignore[method-assign]
+    conn.close()
+    assert shells.shells == {}  # close() said goodbye to it

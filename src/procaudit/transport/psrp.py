@@ -21,6 +21,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from spnego._ntlm_raw.crypto import ntowfv1  # pyspnego's MD4-based NT hash (has
 
 from procaudit.errors import (
     AuthError,
+    CancelledError,
     ConnectionLostError,
     ContractError,
     DeadlineError,
@@ -65,6 +67,10 @@ class _BudgetSpent(Exception):
     """The deadline passed before or during an HTTP exchange (raised by our adapter wrapper, never retried)."""
 
 
+class _Cancelled(Exception):
+    """The run was interrupted: ``cancel()`` was called (raised by our adapter wrapper, never retried)."""
+
+
 class PsrpConnector:
     """Connector over PowerShell Remoting (WinRM). Not thread-safe: one per host per worker."""
 
@@ -77,6 +83,8 @@ class PsrpConnector:
         self._deadline: float | None = None  # monotonic; None = no budget
         self._dead: list[tuple[RunspacePool | None, WSMan, float]] = []
         self._budget = target.options.script_timeout
+        self._cancelled = threading.Event()
+        self._winding_down = False  # stopping a pipeline or closing: these exchanges still go out after cancel()
 
     # -- session -----------------------------------------------------------------------------------------
     def _make_wsman(self) -> WSMan:
@@ -90,8 +98,10 @@ class PsrpConnector:
             "connection_timeout": opts.connect_timeout,
             "operation_timeout": min(_POLL_SECONDS, opts.operation_timeout),
             "read_timeout": opts.operation_timeout + _READ_MARGIN,
+            # No urllib3 connection retries, and no sleeping between pypsrp's own retries of a timed-out Receive:
+            # a back-off sleep happens outside any exchange, so the adapter wrapper could not cut it at the deadline.
             "reconnection_retries": 0,
-            "reconnection_backoff": 0.5,
+            "reconnection_backoff": 0.0,
             "encryption": "auto",
         }
         if opts.proxy:
@@ -134,6 +144,8 @@ class PsrpConnector:
 
     def _bounded(self, send: Any) -> Any:
         def bounded_send(request: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._cancelled.is_set() and not self._winding_down:
+                raise _Cancelled
             if self._deadline is None:
                 return send(request, *args, **kwargs)
             remaining = self._deadline - time.monotonic()
@@ -170,9 +182,19 @@ class PsrpConnector:
         with self._classified("connecting"):
             self._wsman = self._make_wsman()
             pool = RunspacePool(self._wsman)
+            # Kept before open(): if the shell is created and the rest of the opening fails, _abandon() sets it
+            # aside and close() deletes it, instead of leaving it on the host until its idle timeout.
+            self._pool = pool
             pool.open()
-        self._pool = pool
         return pool
+
+    def cancel(self) -> None:
+        """Give up at the next exchange (thread-safe): the current script is stopped, the run raises cancelled."""
+        self._cancelled.set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise CancelledError(f"cancelled: the run was interrupted while {self.target.name} was in flight")
 
     def close(self) -> None:
         """Close the runspace pool and the HTTP session; a failing close never hides the real error.
@@ -180,7 +202,9 @@ class PsrpConnector:
         A healthy session gets a few seconds to say goodbye (WSMan Delete); sessions set aside after a failure
         get less, and only now, so a failure is reported as soon as it is known.
         """
-        for pool, wsman, budget in [*self._dead, (self._pool, self._wsman, _CLOSE_SECONDS)]:
+        self._winding_down = True
+        healthy = _STOP_SECONDS if self._cancelled.is_set() else _CLOSE_SECONDS
+        for pool, wsman, budget in [*self._dead, (self._pool, self._wsman, healthy)]:
             if wsman is None:
                 continue
             self._deadline = time.monotonic() + budget
@@ -189,6 +213,7 @@ class PsrpConnector:
                     pool.close()
             with contextlib.suppress(Exception):
                 wsman.close()
+        self._winding_down = False
         self._dead.clear()
         self._pool = None
         self._wsman = None
@@ -223,6 +248,7 @@ class PsrpConnector:
         deadline = time.monotonic() + self._budget
         self._deadline = deadline
         try:
+            self._check_cancelled()
             pool = self._open()
             self._release_finished()
             ps = PowerShell(pool)
@@ -232,6 +258,9 @@ class PsrpConnector:
                 with self._classified(f"running {spec.name}"):
                     ps.begin_invoke(input=_as_generator(input) if input is not None else None)
                     while ps.state == PSInvocationState.RUNNING:
+                        if self._cancelled.is_set():
+                            self._stop(ps)
+                            self._check_cancelled()
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             self._stop(ps)
@@ -242,8 +271,11 @@ class PsrpConnector:
                         self._poll(ps, remaining)
             finally:
                 # Released before the next script, or by the pool's Delete: a separate Terminate for the last
-                # pipeline would cost one more exchange per host for nothing.
-                self._finished = ps
+                # pipeline would cost one more exchange per host for nothing. Only while the pool is still ours:
+                # after a failure the session was set aside, and terminating its pipeline would spend the next
+                # script's budget on a dead connection.
+                if self._pool is pool:
+                    self._finished = ps
         finally:
             self._deadline = None
         return _result(spec, ps)
@@ -268,8 +300,12 @@ class PsrpConnector:
 
     def _stop(self, ps: PowerShell) -> None:
         self._deadline = time.monotonic() + _STOP_SECONDS
-        with contextlib.suppress(Exception):
-            ps.stop()
+        self._winding_down = True
+        try:
+            with contextlib.suppress(Exception):
+                ps.stop()
+        finally:
+            self._winding_down = False
 
     @contextlib.contextmanager
     def _classified(self, doing: str) -> Iterator[None]:
@@ -277,6 +313,10 @@ class PsrpConnector:
             yield
         except DeadlineError:
             raise
+        except _Cancelled:
+            log.debug("%s: cancelled while %s", self.target.name, doing)
+            self._abandon()
+            raise CancelledError(f"cancelled: the run was interrupted while {doing} on {self.target.name}") from None
         except _BudgetSpent:
             log.debug("%s: deadline passed while %s", self.target.name, doing)
             self._abandon()
