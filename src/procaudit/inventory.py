@@ -450,6 +450,14 @@ def unsafe_settings(targets: Iterable[HostTarget], overrides: Overrides) -> list
     return warnings
 
 
+def _file(inventory: Inventory, value: str | None) -> Path | None:
+    """A file an inventory names: ``~`` expanded, a relative path taken from the inventory's own folder."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (inventory.path.parent / path).resolve()
+
+
 def _some(names: list[str], shown: int = 3) -> str:
     head = ", ".join(names[:shown])
     return f"{len(names)} host(s) ({head}{', ...' if len(names) > shown else ''})"
@@ -467,9 +475,7 @@ def to_targets(inventory: Inventory, hosts: Iterable[InventoryHost], overrides: 
             )
         v = host.vars
         defaults = ConnectionOptions()
-        ca_bundle = overrides.ca_bundle or (Path(v["ca_bundle"]).expanduser() if v.get("ca_bundle") else None)
-        if ca_bundle is not None and not ca_bundle.is_absolute() and not overrides.ca_bundle:
-            ca_bundle = (inventory.path.parent / ca_bundle).resolve()
+        ca_bundle = overrides.ca_bundle or _file(inventory, v.get("ca_bundle"))
         port = overrides.port or v.get("port")
         scheme = overrides.transport or v.get("transport")
         if scheme is None:
@@ -489,8 +495,8 @@ def to_targets(inventory: Inventory, hosts: Iterable[InventoryHost], overrides: 
             proxy=v.get("proxy"),
             kerberos_service=v.get("kerberos_service", defaults.kerberos_service),
             kerberos_hostname=v.get("kerberos_hostname"),
-            certificate_pem=Path(v["certificate_pem"]) if v.get("certificate_pem") else None,
-            certificate_key_pem=Path(v["certificate_key_pem"]) if v.get("certificate_key_pem") else None,
+            certificate_pem=_file(inventory, v.get("certificate_pem")),
+            certificate_key_pem=_file(inventory, v.get("certificate_key_pem")),
         )
         free = tuple(sorted((k, val) for k, val in v.items() if k not in _CONNECTION_VARS))
         targets.append(

@@ -32,8 +32,14 @@ def http_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 def test_credssp_over_https_delegates_the_password(https_lab: LabHandle) -> None:
     endpoint = https_lab.endpoint("lab-ready-01")
     endpoint.stats.reset()
-    with https_lab.connector("lab-ready-01", auth="credssp") as conn:
-        assert conn.run(GET_HOST_IDENTITY, NoParams()).computer_name == "LAB-READY-01"
+    with pytest.raises(AuthError), https_lab.connector("lab-ready-01", auth="credssp") as conn:
+        conn.open()  # a certificate lab has CredSSP off, as WinRM does by default
+    endpoint.auth_schemes = (*endpoint.auth_schemes, "CredSSP")  # Enable-WSManCredSSP -Role Server
+    try:
+        with https_lab.connector("lab-ready-01", auth="credssp") as conn:
+            assert conn.run(GET_HOST_IDENTITY, NoParams()).computer_name == "LAB-READY-01"
+    finally:
+        endpoint.auth_schemes = endpoint.auth_schemes[:-1]
     assert endpoint.stats.logons == {"credssp": 1} and not endpoint.stats.encrypted
 
 
@@ -89,6 +95,16 @@ def test_certificate_without_a_mapping_is_an_auth_error(https_lab: LabHandle) ->
         assert "ClientCertificate" in str(info.value)
     finally:
         endpoint.certificate_map.update(saved)
+
+
+def test_certificate_auth_works_only_where_it_is_enabled(https_lab: LabHandle) -> None:
+    endpoint = https_lab.endpoint("lab-ready-01")
+    endpoint.certificate_auth = False  # Service/Auth/Certificate off, the mapping still in place
+    try:
+        with pytest.raises(AuthError), PsrpConnector(https_lab.target("lab-ready-01"), None) as conn:
+            conn.open()
+    finally:
+        endpoint.certificate_auth = True
 
 
 def test_certificate_from_a_foreign_ca_fails_the_handshake(https_lab: LabHandle, tmp_path: Path) -> None:

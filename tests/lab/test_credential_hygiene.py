@@ -73,7 +73,7 @@ COMMANDS: list[Command] = [
         "ping-csv-http", ("ping", "-i", "{inventory}", "-f", "csv", "-o", "{work}/p.csv"), lab=("--transport", "http")
     ),
     Command("ping-negotiate", ("ping", "-i", "{inventory}", "--auth", "negotiate"), lab=()),
-    Command("ping-credssp-delegates", ("ping", "-i", "{inventory}", "--auth", "credssp"), lab=("--transport", "http")),
+    Command("ping-credssp-delegates", ("ping", "-i", "{inventory}"), lab=("--transport", "http", "--auth", "credssp")),
     Command("ping-certificate", ("ping", "-i", "{inventory}"), lab=("--auth", "certificate")),
     Command(
         "ping-kerberos-http",

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 
 import pytest
 from pydantic import ConfigDict
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.exceptions import WSManFaultError
+from pypsrp.powershell import PowerShell, RunspacePool
 
 from procaudit.errors import (
     AuthError,
@@ -16,6 +21,7 @@ from procaudit.errors import (
     RemoteScriptError,
     UnreachableError,
 )
+from procaudit.facts import GET_PROCAUDIT_FACTS, ProbeParams
 from procaudit.lab.wsman import FAULT_UNSUPPORTED, ScriptOutcome, ScriptRun, WSManFault
 from procaudit.ping import GET_HOST_IDENTITY, NoParams
 from procaudit.remote import ScriptSpec
@@ -142,17 +148,75 @@ def test_parameters_arrive_typed_and_never_as_code(fault_lab: LabHandle) -> None
         seen.append(run.parameters)
         return original(run)
 
-    class Params(NoParams):
-        model_config = ConfigDict(extra="allow", frozen=True)
-
     hostile = "'; Remove-Item C:\\ -Recurse; '"
     endpoint.executor = record
     try:
         with fault_lab.connector("lab-ready-02") as conn:
-            conn.run(GET_HOST_IDENTITY, Params(Path=hostile, Count=3, Flags=[1, "a"]))  # type: ignore[call-arg]
+            conn.run(GET_PROCAUDIT_FACTS, ProbeParams(window_hours=3, max_events=7, policy_names=(hostile, "x")))
     finally:
         endpoint.executor = original
-    assert seen == [{"Path": hostile, "Count": 3, "Flags": [1, "a"]}]
+    assert seen == [{"WindowHours": 3, "MaxEvents": 7, "PolicyNames": [hostile, "x"]}]
+
+
+def test_lab_refuses_a_parameter_the_script_does_not_declare(fault_lab: LabHandle) -> None:
+    class Params(NoParams):
+        model_config = ConfigDict(extra="allow", frozen=True)
+
+    with (
+        pytest.raises(RemoteScriptError, match=r"Get-HostIdentity\.ps1: A parameter cannot be found .* name 'Path'"),
+        fault_lab.connector("lab-ready-02") as conn,
+    ):
+        conn.run(GET_HOST_IDENTITY, Params(Path="C:\\"))  # type: ignore[call-arg]
+
+
+def _invoke(lab: LabHandle, build: Callable[[PowerShell], object]) -> str:
+    """Run a hand-built pipeline with pypsrp itself (procaudit's connector only ever sends one script)."""
+    with lab.connector("lab-ready-02") as conn:
+        conn.open()
+        assert conn._pool is not None
+        ps = PowerShell(conn._pool)
+        build(ps)
+        ps.invoke()
+        assert ps.state == PSInvocationState.FAILED and not ps.output
+        return "; ".join(str(e) for e in ps.streams.error)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda ps: ps.add_script(GET_HOST_IDENTITY.text).add_cmdlet("Out-String"), "pipeline of 2 commands"),
+        (
+            lambda ps: ps.add_script(GET_HOST_IDENTITY.text).add_statement().add_script(GET_HOST_IDENTITY.text),
+            "pipeline of 2 commands",
+        ),
+        (lambda ps: ps.add_cmdlet("Get-Process"), "refused the command 'Get-Process'.*AddCommand"),
+        (lambda ps: ps.add_script(GET_HOST_IDENTITY.text).add_argument("x"), "positional argument"),
+        (
+            lambda ps: (
+                ps.add_script(GET_PROCAUDIT_FACTS.text).add_parameter("MaxEvents", 1).add_parameter("maxevents", 2)
+            ),
+            "parameter 'MaxEvents' is specified more than once",
+        ),
+    ],
+)
+def test_lab_refuses_anything_but_one_shipped_script(
+    fault_lab: LabHandle, build: Callable[[PowerShell], object], message: str
+) -> None:
+    endpoint = fault_lab.endpoint("lab-ready-02")
+    endpoint.stats.reset()
+    assert re.search(message, _invoke(fault_lab, build))
+    assert endpoint.stats.pipelines == 0  # nothing reached the host model
+
+
+def test_a_create_with_a_shell_id_in_use_is_refused(fault_lab: LabHandle) -> None:
+    with fault_lab.connector("lab-ready-02") as conn:
+        conn.open()
+        assert conn._pool is not None and conn._wsman is not None
+        twin = RunspacePool(conn._wsman)
+        twin.id = twin.shell.id = conn._pool.id  # the ShellId pypsrp sends in its Create
+        with pytest.raises(WSManFaultError, match="already exists"):
+            twin.open()
+        assert conn.run(GET_HOST_IDENTITY, NoParams()).os_build  # the first shell is untouched
 
 
 def test_a_shell_whose_opening_failed_is_deleted_on_close(fault_lab: LabHandle) -> None:

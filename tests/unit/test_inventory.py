@@ -214,3 +214,14 @@ def test_unsafe_inventory_settings_are_warned_about(tmp_path: Path) -> None:
     targets = to_targets(inv, inv.select("a"), Overrides(no_verify=True))
     assert unsafe_settings(targets, Overrides(no_verify=True)) == []
     assert unsafe_settings(to_targets(inv, inv.select("c"), Overrides()), Overrides()) == []
+
+
+def test_relative_certificate_files_are_found_next_to_the_inventory(tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    text = "vars: {ca_bundle: pki/ca.pem, certificate_pem: pki/me.pem, certificate_key_pem: /abs/me.key}\nhosts: [a]\n"
+    inv = load_inventory(write(folder, text))
+    options = to_targets(inv, inv.select(None), Overrides())[0].options
+    assert options.ca_bundle == folder.resolve() / "pki" / "ca.pem"
+    assert options.certificate_pem == folder.resolve() / "pki" / "me.pem"
+    assert options.certificate_key_pem == Path("/abs/me.key")

@@ -57,7 +57,8 @@ _ENCRYPTION = {  # the WinRM encryption protocol that goes with each scheme
     "kerberos": WinRMEncryption.KERBEROS,
     "credssp": WinRMEncryption.CREDSSP,
 }
-DEFAULT_SCHEMES: tuple[str, ...] = ("Negotiate", "Kerberos", "CredSSP")
+# WinRM's service defaults: Negotiate and Kerberos on, CredSSP and certificate auth off until enabled.
+DEFAULT_SCHEMES: tuple[str, ...] = ("Negotiate", "Kerberos")
 
 
 @dataclass
@@ -90,7 +91,8 @@ class HostEndpoint:
     faults: list[Fault] = field(default_factory=list)
     private_data: dict[str, object] = field(default_factory=dict)
     tls: HostTls | None = None
-    auth_schemes: tuple[str, ...] = DEFAULT_SCHEMES  # what the 401 offers, in Windows' order
+    auth_schemes: tuple[str, ...] = DEFAULT_SCHEMES  # what the 401 offers, in Windows' order ("CredSSP" if enabled)
+    certificate_auth: bool = False  # Service/Auth/Certificate: client certificates are mapped only when enabled
     certificate_map: dict[str, str] = field(default_factory=dict)  # client certificate UPN (lower) -> account
     stats: EndpointStats = field(default_factory=EndpointStats)
     shells: ShellService = field(init=False)
@@ -260,14 +262,35 @@ class _Connection:
         for line in lines[1 : _MAX_HEADER_LINES + 1]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0") or "0")
-        if length > _MAX_BODY:
-            raise _ConnectionClosed
+        length = self._content_length(method, headers)
         while len(self.buffer) < length:
             self._recv()
         body, self.buffer = self.buffer[:length], self.buffer[length:]
         self.endpoint.count(requests=1)
         return _Request(method, path, headers, body)
+
+    def _content_length(self, method: str, headers: dict[str, str]) -> int:
+        """The body length, as HTTP.sys insists on it: a POST without one is 411, a malformed one 400, neither hangs."""
+        if "transfer-encoding" in headers:
+            # WinRM clients always send Content-Length; the lab does not model chunked request bodies.
+            self._refuse(501, "Not Implemented")
+        raw = headers.get("content-length")
+        if raw is None:
+            if method == "POST":
+                self._refuse(411, "Length Required")
+            return 0
+        if not raw.isascii() or not raw.isdigit():
+            self._refuse(400, "Bad Request")
+        length = int(raw)
+        if length > _MAX_BODY:
+            self._refuse(413, "Request Entity Too Large")
+        return length
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer a request the lab cannot frame, then close the connection (its next bytes cannot be trusted)."""
+        self._reset_auth()
+        self._send(status, reason, {"Connection": "close"}, b"")
+        raise _ConnectionClosed
 
     def _send(
         self,
@@ -316,7 +339,7 @@ class _Connection:
         if scheme in ("negotiate", "kerberos", "credssp") and scheme in offered:
             self._authenticate(scheme, base64.b64decode(token.strip() or ""), request)
             return
-        if authorization.strip() == _MUTUAL_CERT_AUTH:
+        if authorization.strip() == _MUTUAL_CERT_AUTH and self.endpoint.certificate_auth:
             self._certificate_logon(request)
             return
         if not self.authenticated:

@@ -326,17 +326,20 @@ class LabKdc:
     def _launch(self) -> None:
         tool = find_tool("krb5kdc")
         assert tool is not None
-        self._process = subprocess.Popen(
-            [tool, "-n", "-r", self.realm, "-P", str(self.workdir / "kdc.pid")],
-            env=self._kdc_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # stderr goes to a file: a pipe nobody reads would block the KDC once it filled up.
+        stderr_path = self.workdir / "krb5kdc.stderr"
+        with open(stderr_path, "wb") as stderr:
+            self._process = subprocess.Popen(
+                [tool, "-n", "-r", self.realm, "-P", str(self.workdir / "kdc.pid")],
+                env=self._kdc_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                err = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
                 log = (
                     (self.workdir / "kdc.log").read_text(errors="replace")
                     if (self.workdir / "kdc.log").exists()

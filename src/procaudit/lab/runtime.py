@@ -25,7 +25,7 @@ import yaml
 
 from procaudit.errors import UserInputError
 from procaudit.fsutil import atomic_write
-from procaudit.lab.endpoint import CredentialStore, HostEndpoint, LabServer
+from procaudit.lab.endpoint import DEFAULT_SCHEMES, CredentialStore, HostEndpoint, LabServer
 from procaudit.lab.faults import FaultRule, faults_for
 from procaudit.lab.kdc import REALM, LabKdc, host_fqdn
 from procaudit.lab.model import LabHost, LabWorld
@@ -152,12 +152,15 @@ class Lab:
                     )
                     if self.pki is not None
                     else None,
+                    # Only the lab's own scheme is enabled on top of WinRM's defaults (Negotiate, Kerberos).
+                    auth_schemes=(*DEFAULT_SCHEMES, "CredSSP") if self.auth == "credssp" else DEFAULT_SCHEMES,
+                    certificate_auth=self.auth == "certificate",
                 )
                 self.hosts[name] = LabHostRuntime(host, endpoint)
             unmatched = [r.pattern for r in rules if not any(faults_for(n, [r]) for n in self.hosts)]
             if unmatched:
                 raise UserInputError(f"--fault host pattern(s) match no lab host: {', '.join(unmatched)}")
-            if self.pki is not None:
+            if self.pki is not None and self.auth == "certificate":
                 upn = (
                     f"{account}@localhost"  # Windows maps local accounts from certificates whose UPN is user@localhost
                 )
@@ -171,6 +174,14 @@ class Lab:
             raise
 
     def start(self) -> None:
+        """Register the accounts, start the KDC (Kerberos labs) and serve; on failure nothing is left running."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # listeners bound so far, the accept thread, the work folder, the subnet claim
+            raise
+
+    def _start(self) -> None:
         CredentialStore.add(self.credentials.username, self.credentials.password)
         if self.kerberos:
             self.kdc = LabKdc.shared()
@@ -185,7 +196,6 @@ class Lab:
         try:
             self.server.start()
         except OSError as exc:
-            self.server.stop()
             if exc.errno == errno.EADDRINUSE:
                 raise UserInputError(
                     f"lab addresses 127.{self.subnet}.x.x:{self.port} are in use; is another lab running? "

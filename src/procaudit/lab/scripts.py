@@ -9,6 +9,7 @@ script would write: one JSON document in Windows PowerShell 5.1's ``ConvertTo-Js
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -62,6 +63,68 @@ def shipped_scripts() -> dict[str, str]:
     return scripts
 
 
+# What [CmdletBinding()] adds to every advanced script, and what SupportsShouldProcess adds on top.
+_COMMON_PARAMETERS = frozenset(
+    {
+        "verbose",
+        "debug",
+        "erroraction",
+        "warningaction",
+        "informationaction",
+        "errorvariable",
+        "warningvariable",
+        "informationvariable",
+        "outvariable",
+        "outbuffer",
+        "pipelinevariable",
+    }
+)
+_SHOULD_PROCESS_PARAMETERS = frozenset({"whatif", "confirm"})
+# Comments and strings, in one pass so that neither hides inside the other; both are blanked before parsing.
+_NOISE = re.compile(r"<#.*?#>|#[^\n]*|'(?:[^']|'')*'|\"(?:[^\"`]|`.)*\"", re.S)
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@cache
+def declared_parameters(text: str) -> frozenset[str]:
+    """The parameter names (lower case) a script's ``param()`` block declares, common parameters included."""
+    code = _NOISE.sub(lambda m: "''" if m.group(0)[0] in "'\"" else " ", text)
+    start = re.search(r"\bparam\s*\(", code, flags=re.I)
+    if start is None:
+        return frozenset()
+    names: set[str] = set()
+    depth, brackets, declaration = 1, 0, ""
+    for char in code[start.end() :]:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                break
+        elif char == "[":
+            brackets += 1
+        elif char == "]":
+            brackets -= 1
+        if depth == 1 and brackets == 0 and char == ",":
+            names.update(_first_variable(declaration))
+            declaration = ""
+        elif brackets == 0 and depth == 1:
+            declaration += char
+    names.update(_first_variable(declaration))
+    binding = re.search(r"\[CmdletBinding\s*\(([^)]*)\)\s*\]", code, flags=re.I)
+    if binding is not None:
+        names |= _COMMON_PARAMETERS
+        if re.search(r"SupportsShouldProcess", binding.group(1), flags=re.I):
+            names |= _SHOULD_PROCESS_PARAMETERS
+    return frozenset(names)
+
+
+def _first_variable(declaration: str) -> list[str]:
+    """The parameter a declaration names: its first variable outside attributes (``[int]$Days = 7`` -> days)."""
+    match = _VARIABLE.search(declaration)
+    return [match.group(1).lower()] if match else []
+
+
 def ps_json(value: Any) -> str:
     """Serialise like Windows PowerShell 5.1 ``ConvertTo-Json -Compress``.
 
@@ -84,6 +147,13 @@ def make_executor(host: LabHost, faults: list[Fault], world: LabWorld) -> Callab
             return ScriptOutcome(
                 failure="procaudit lab: refused a script whose text is not byte-identical to any shipped .ps1 file "
                 f"in checks/ or deploy/ ({len(run.script)} characters, starting {run.script[:60]!r})"
+            )
+        declared = declared_parameters(run.script)
+        unknown = [parameter for parameter in run.parameters if parameter.lower() not in declared]
+        if unknown:  # PowerShell's binder refuses it before the script runs (ParameterBindingException)
+            return ScriptOutcome(
+                failure=f"procaudit lab: {name}.ps1: A parameter cannot be found that matches parameter name "
+                f"'{unknown[0]}'."
             )
         _load_handlers()
         handler = HANDLERS.get(name)

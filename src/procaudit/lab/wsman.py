@@ -94,6 +94,7 @@ class _Pipeline:
     parameters: dict[str, Any] = field(default_factory=dict)
     no_input: bool = True
     started: bool = False
+    refusal: str | None = None  # why the lab will not run this pipeline (it fails with this error instead)
 
 
 class Shell:
@@ -119,11 +120,13 @@ class Shell:
     def _on_event(self, event: Any) -> None:
         if isinstance(event, CreatePipelineEvent):
             pipe = self.pipelines[event.pipeline_id]
-            command = event.pipeline.commands[0] if event.pipeline.commands else None
-            pipe.script = command.command_text if command is not None else ""
-            pipe.parameters = {str(name): _plain(value) for name, value in (command.parameters if command else [])}
+            commands = list(event.pipeline.commands)
+            pipe.refusal = _refusal(commands)
+            if pipe.refusal is None:
+                pipe.script = commands[0].command_text
+                pipe.parameters = {str(name): _plain(value) for name, value in commands[0].parameters}
             pipe.no_input = bool(event.pipeline.no_input)
-            if pipe.no_input:
+            if pipe.no_input or pipe.refusal is not None:
                 self._start(pipe)
         elif isinstance(event, PipelineInputEvent):
             if event.pipeline_id in self.pipelines:
@@ -140,6 +143,9 @@ class Shell:
             return
         pipe.started = True
         pipe.core.start()
+        if pipe.refusal is not None:
+            self._finish(pipe, ScriptOutcome(failure=pipe.refusal))
+            return
         run = ScriptRun(pipe.script or "", pipe.parameters, pipe.inputs, pipe.cancelled)
         threading.Thread(target=self._execute, args=(pipe, run), daemon=True, name="lab-pipeline").start()
 
@@ -149,27 +155,31 @@ class Shell:
         except Exception as exc:  # the model's bug becomes the script's terminating error, as on Windows
             outcome = ScriptOutcome(failure=f"{type(exc).__name__}: {exc}")
         with self.lock:
-            if pipe.core.state != PSInvocationState.Running or self.closed:
-                return
-            for item in outcome.output:
-                pipe.core.write_output(item)
-            for message in outcome.errors:
-                pipe.core.write_error(
-                    NETException(Message=message),
-                    ErrorCategoryInfo(Category=ErrorCategory.NotSpecified, Reason="WriteErrorException"),
-                    fully_qualified_error_id="Microsoft.PowerShell.Commands.WriteErrorException",
-                )
-            if outcome.failure is not None:
-                record = ErrorRecord(
-                    Exception=NETException(Message=outcome.failure),
-                    CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.OperationStopped, Reason="RuntimeException"),
-                    FullyQualifiedErrorId=outcome.failure,
-                )
-                pipe.core._change_state(PSInvocationState.Failed, error=record)  # psrpcore has no public fail()
-            else:
-                pipe.core.complete()
-            self._drain()
-            self.lock.notify_all()
+            self._finish(pipe, outcome)
+
+    def _finish(self, pipe: _Pipeline, outcome: ScriptOutcome) -> None:
+        """Send a pipeline's output and final state (called under ``self.lock``)."""
+        if pipe.core.state != PSInvocationState.Running or self.closed:
+            return
+        for item in outcome.output:
+            pipe.core.write_output(item)
+        for message in outcome.errors:
+            pipe.core.write_error(
+                NETException(Message=message),
+                ErrorCategoryInfo(Category=ErrorCategory.NotSpecified, Reason="WriteErrorException"),
+                fully_qualified_error_id="Microsoft.PowerShell.Commands.WriteErrorException",
+            )
+        if outcome.failure is not None:
+            record = ErrorRecord(
+                Exception=NETException(Message=outcome.failure),
+                CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.OperationStopped, Reason="RuntimeException"),
+                FullyQualifiedErrorId=outcome.failure,
+            )
+            pipe.core._change_state(PSInvocationState.Failed, error=record)  # psrpcore has no public fail()
+        else:
+            pipe.core.complete()
+        self._drain()
+        self.lock.notify_all()
 
     # -- outbound ----------------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -237,6 +247,30 @@ class Shell:
             self.lock.notify_all()
 
 
+def _refusal(commands: list[Any]) -> str | None:
+    """Why the lab refuses a pipeline, or None. Windows would run any of these; procaudit never sends them, so
+    the lab fails them loudly instead: only one shipped script per pipeline, its parameters bound by name."""
+    if len(commands) != 1:
+        return (
+            f"procaudit lab: refused a pipeline of {len(commands)} commands; procaudit sends exactly one script "
+            "per pipeline"
+        )
+    command = commands[0]
+    if not command.is_script:
+        return (
+            f"procaudit lab: refused the command {str(command.command_text)[:60]!r}: only the text of a shipped "
+            "script is run (AddScript), never a command by name (AddCommand)"
+        )
+    names = [name for name, _ in command.parameters]
+    if any(name is None for name in names):
+        return "procaudit lab: refused a positional argument; procaudit binds every parameter by name"
+    folded = [str(name).lower() for name in names]
+    repeated = sorted({str(n) for n in names if folded.count(str(n).lower()) > 1})
+    if repeated:
+        return f"procaudit lab: Cannot bind parameter because parameter '{repeated[0]}' is specified more than once."
+    return None
+
+
 def _plain(value: Any) -> Any:
     """Turn psrpcore's typed values (PSString, PSInt, PSList, PSDict, ...) into plain Python values."""
     if value is None or isinstance(value, bool):
@@ -294,7 +328,7 @@ class ShellService:
         shell_id = ""
         selector = header.find("wsman:SelectorSet/wsman:Selector[@Name='ShellId']", NS)
         if selector is not None and selector.text:
-            shell_id = selector.text
+            shell_id = selector.text.strip().upper()  # a GUID: compared without regard to case
         try:
             reply_action, reply_body = self._dispatch(action, body, shell_id, timeout, max_envelope)
         except WSManFault as fault:
@@ -333,9 +367,16 @@ class ShellService:
         creation = body.find("rsp:Shell/pwsh:creationXml", NS)
         if shell_el is None or creation is None or not creation.text:
             raise WSManFault(FAULT_UNSUPPORTED, "The lab only serves PowerShell (PSRP) shells.")
-        shell_id = shell_el.get("ShellId") or str(uuid.uuid4()).upper()
+        shell_id = (shell_el.get("ShellId") or str(uuid.uuid4())).upper()
         shell = Shell(self.executor, self.private_data)
         with self._lock:
+            if shell_id in self.shells:
+                # Which fault code Windows returns here is not verified; the lab uses its generic one.
+                raise WSManFault(
+                    FAULT_UNSUPPORTED,
+                    f"The WS-Management service cannot create the resource: a shell with ShellId {shell_id} "
+                    "already exists.",
+                )
             self.shells[shell_id] = shell
         shell.feed(base64.b64decode(creation.text), None)
         reply = (
