@@ -125,7 +125,6 @@ def test_needles_examples() -> None:
     assert ir.required_clauses(ir.Not(ir.Match("CommandLine", "abc"))) == ()
 
 
-
 def test_any_of_distributes_over_its_branches() -> None:
     # (a.exe and alpha) or (b.exe and beta): a b.exe event without "beta" cannot match, and the clauses say so.
     node = ir.AnyOf(
@@ -145,6 +144,7 @@ def test_any_of_distributes_over_its_branches() -> None:
     }
     fields: dict[str, str | None] = {"NewProcessName": "C:\\b.exe", "CommandLine": "gamma"}
     assert not all(_clause_met(clause, fields) for clause in ir.required_clauses(node))
+
 
 # --- the facts the filter's proof rests on, on every sample record -----------------------------------------
 
