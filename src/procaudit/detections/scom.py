@@ -89,6 +89,7 @@ class ImportResult(ScriptResult):
 class AlertParams(ScriptParams):
     rule_name: str
     nonce: str
+    since: str | None = None  # ISO 8601 UTC ("...Z"): only alerts raised at or after it
 
 
 class ScomAlert(ScriptResult):
@@ -321,6 +322,7 @@ def find_canary_alert(
     nonce: str,
     *,
     mp_id: str = mpbuild.DEFAULT_MP_ID,
+    since: datetime | None = None,
     timeout: float = 300.0,
     interval: float = 15.0,
     clock: Callable[[], float] = time.monotonic,
@@ -329,12 +331,15 @@ def find_canary_alert(
     """Poll the management server until the canary alert for ``nonce`` is there or ``timeout`` seconds pass.
 
     SCOM raises the alert when the agent forwards the event (usually within a minute or two of the process
-    start), so the default waits up to five minutes. Host failures are reported in the result, not raised.
+    start), so the default waits up to five minutes. With ``since`` (an aware time: the marker's start, less any
+    clock-skew allowance), only alerts raised at or after it count. Host failures are reported in the result, not
+    raised.
 
     Raises:
         UserInputError: a malformed nonce.
     """
     check_nonce(nonce)
+    not_before = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if since is not None else None
     target = connector.target
     rule = canary_rule_name(mp_id)
     result = AlertHost(
@@ -343,7 +348,7 @@ def find_canary_alert(
     started = clock()
     try:
         while True:
-            found = connector.run(GET_CANARY_ALERT, AlertParams(rule_name=rule, nonce=nonce))
+            found = connector.run(GET_CANARY_ALERT, AlertParams(rule_name=rule, nonce=nonce, since=not_before))
             result.polls += 1
             result.rule_found = found.rule_found
             result.alerts = found.alerts
