@@ -42,8 +42,6 @@ from procaudit.transport.base import Connector, HostTarget
 
 #: The canary rule's id in detections/ (its SCOM rule id is ``<mp id>.Rule.<this>``).
 CANARY_RULE_ID = "ProcauditVerifyCanary"
-#: The marker ``procaudit verify`` puts on the command line: this prefix and a 32-hex-digit nonce.
-CANARY_MARKER_PREFIX = "procaudit-verify-"
 _NONCE = re.compile(r"[0-9a-f]{32}")
 _VERSION = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}")
 _MAX_PART = 2**31 - 1  # .NET System.Version parts are Int32

@@ -45,6 +45,7 @@ from procaudit.lab.handlers.common import PROGRAM_DATA, STAGING, BindingError, t
 from procaudit.lab.model import InstalledMp, LabHost, LabWorld, RecordedEvent, ScomServer
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
+from procaudit.verify import MARKER_PREFIX
 
 NO_MODULE = (
     "The specified module 'OperationsManager' was not loaded because no valid module file was found in any module "
@@ -470,7 +471,7 @@ def _canary_alert(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     alerts: list[dict[str, Any]] = []
     if found is not None:
         mp, rule = found
-        marker = f"procaudit-verify-{nonce}"
+        marker = MARKER_PREFIX + nonce
         for alert in alerts_for_rule(ctx.world, server, mp, rule):
             if not_before is not None and alert.time_raised < not_before:
                 continue
