@@ -112,18 +112,6 @@ def _either(first: Predicate, rest: Predicate) -> Predicate:
     return lambda event: first(event) or rest(event)
 
 
-def evaluate(node: Node, values: dict[str, str | None]) -> bool:
-    """Evaluate the tree over plain field values (``None`` = field absent); the reference for tests."""
-    if isinstance(node, Match):
-        value = values.get(node.field)
-        return value is not None and re.search(node.scom_pattern, value) is not None
-    if isinstance(node, Not):
-        return not evaluate(node.child, values)
-    if isinstance(node, All):
-        return all(evaluate(child, values) for child in node.children)
-    return any(evaluate(child, values) for child in node.children)
-
-
 # --- analysis -------------------------------------------------------------------------------------------------
 
 
@@ -137,15 +125,6 @@ def fields_used(node: Node) -> set[str]:
     for child in node.children:
         out |= fields_used(child)
     return out
-
-
-def matches(node: Node) -> list[Match]:
-    """Every ``Match`` leaf, in order."""
-    if isinstance(node, Match):
-        return [node]
-    if isinstance(node, Not):
-        return matches(node.child)
-    return [leaf for child in node.children for leaf in matches(child)]
 
 
 def without_fields(node: Node, absent: frozenset[str]) -> Node:
