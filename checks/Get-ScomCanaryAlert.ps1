@@ -4,15 +4,20 @@
 
 .DESCRIPTION
     Read-only. Run on a SCOM management server. Looks the canary rule up by its name (the rule's ID in the
-    management pack) and returns the alerts of that rule whose description contains the run's nonce
-    ('procaudit verify' starts a process whose command line carries procaudit-verify-<nonce>). Returns only
-    what identifies an alert; the description itself (which holds a command line) is not returned.
+    management pack) and returns the alerts of that rule raised at or after -Since whose description contains the
+    run's marker, procaudit-verify-<nonce>, compared case-sensitively ('procaudit verify' starts a process whose
+    command line carries it). Returns only what identifies an alert; the description itself (which holds a command
+    line) is not returned.
 
 .PARAMETER RuleName
     The canary rule's ID, e.g. Procaudit.ProcessCreation.Detections.Rule.ProcauditVerifyCanary.
 
 .PARAMETER Nonce
-    The verification run's nonce: 32 lower-case hexadecimal characters.
+    The verification run's nonce: exactly 32 lower-case hexadecimal characters (checked case-sensitively).
+
+.PARAMETER Since
+    Optional. An ISO 8601 UTC time (e.g. 2026-11-27T21:40:00Z): only alerts raised at or after it count. procaudit
+    passes the marker's start, less an allowance for clock skew between the host and the management server.
 
 .OUTPUTS
     One JSON document: RuleName, RuleFound, RuleEnabled, Alerts (Id, Name, ComputerName, TimeRaised,
@@ -26,10 +31,24 @@ param(
 
     [Parameter(Mandatory)]
     [ValidatePattern('^[0-9a-f]{32}$')]
-    [string]$Nonce
+    [string]$Nonce,
+
+    [ValidatePattern('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z$')]
+    [string]$Since
 )
 
 $ErrorActionPreference = 'Stop'
+
+# ValidatePattern ignores case; the marker is lower-case hex, so an upper-case nonce can never be this run's.
+if ($Nonce -cnotmatch '^[0-9a-f]{32}$') {
+    throw "Nonce '$Nonce' is not 32 lower-case hexadecimal characters."
+}
+$notBefore = [datetime]::MinValue
+if ($Since) {
+    $styles = [Globalization.DateTimeStyles]::AdjustToUniversal -bor [Globalization.DateTimeStyles]::AssumeUniversal
+    $notBefore = [datetime]::Parse($Since, [Globalization.CultureInfo]::InvariantCulture, $styles)
+}
+$marker = 'procaudit-verify-' + $Nonce
 
 Import-Module -Name 'OperationsManager'
 New-SCOMManagementGroupConnection -ComputerName 'localhost'
@@ -39,7 +58,10 @@ $alerts = @()
 if ($rule) {
     $raised = @(Get-SCOMAlert -Criteria ("MonitoringRuleId = '" + $rule.Id.ToString() + "'"))
     foreach ($alert in $raised) {
-        if ($alert.Description -and $alert.Description.Contains("procaudit-verify-$Nonce")) {
+        if ($alert.TimeRaised.ToUniversalTime() -lt $notBefore) {
+            continue
+        }
+        if ($alert.Description -and $alert.Description.IndexOf($marker, [StringComparison]::Ordinal) -ge 0) {
             $alerts += [pscustomobject]@{
                 Id              = $alert.Id.ToString()
                 Name            = $alert.Name

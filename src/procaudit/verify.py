@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -282,6 +282,19 @@ def exit_code(report: VerifyReport) -> int:
     return 1 if report.summary.failed or any(c.status != "PASS" for c in scom) else 0
 
 
+#: How far the host's clock (the event time) may run ahead of the management server's (the alert time).
+SCOM_CLOCK_SKEW: Final = timedelta(minutes=5)
+
+
+def _marker_started(host: VerifyHost, report: VerifyReport) -> datetime:
+    """When the canary alert can first have been raised: the marker's start (its event time less the measured
+    latency; the report's time when unknown), less ``SCOM_CLOCK_SKEW``."""
+    started = report.generated_at
+    if host.event is not None and host.event.time is not None:
+        started = host.event.time - timedelta(milliseconds=host.latency_ms or 0)
+    return started - SCOM_CLOCK_SKEW
+
+
 def confirm_in_scom(
     report: VerifyReport,
     server: Connector,
@@ -292,7 +305,8 @@ def confirm_in_scom(
     """Wait on the SCOM management server for the canary alert of every host whose marker was logged.
 
     All hosts share one deadline: SCOM raises each alert when the host's agent forwards the event, usually
-    within a minute or two, so the first wait covers most of the others.
+    within a minute or two, so the first wait covers most of the others. Only alerts raised since the host's
+    marker started (less a clock-skew allowance) and carrying its exact nonce (case-sensitive) count.
     """
     from procaudit.detections.scom import find_canary_alert  # the MP side, only when SCOM is asked for
 
@@ -303,7 +317,9 @@ def confirm_in_scom(
             hosts.append(host)
             continue
         remaining = max(0.0, deadline - time.monotonic())
-        alert = find_canary_alert(server, host.nonce, timeout=remaining, interval=interval_seconds)
+        alert = find_canary_alert(
+            server, host.nonce, since=_marker_started(host, report), timeout=remaining, interval=interval_seconds
+        )
         confirmation = ScomConfirmation(
             server=server.target.name, status=alert.status, message=alert.message, waited_s=alert.waited_s
         )

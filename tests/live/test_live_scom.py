@@ -60,6 +60,23 @@ def test_canary_query_for_a_fresh_nonce_finds_nothing(management_server: PsrpCon
     assert result.alerts == []
 
 
+def test_canary_query_refuses_an_upper_case_nonce(management_server: PsrpConnector) -> None:
+    # ValidatePattern ignores case; the script's own -cnotmatch check is what the lab models.
+    with pytest.raises(RemoteScriptError, match="lower-case hexadecimal"):
+        management_server.run(
+            scom.GET_CANARY_ALERT,
+            scom.AlertParams(rule_name=scom.canary_rule_name(), nonce=secrets.token_hex(16).upper()),
+        )
+
+
+def test_canary_query_since_the_future_finds_nothing(management_server: PsrpConnector) -> None:
+    result = management_server.run(
+        scom.GET_CANARY_ALERT,
+        scom.AlertParams(rule_name=scom.canary_rule_name(), nonce=secrets.token_hex(16), since="2100-01-01T00:00:00Z"),
+    )
+    assert result.alerts == []
+
+
 def test_import_of_a_file_that_was_never_staged_fails_and_changes_nothing(management_server: PsrpConnector) -> None:
     # The lab models this refusal ("Could not find file ..."): the script must fail before any import.
     name = "System.Library"

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from itertools import product
+from math import prod
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -110,18 +112,6 @@ def _either(first: Predicate, rest: Predicate) -> Predicate:
     return lambda event: first(event) or rest(event)
 
 
-def evaluate(node: Node, values: dict[str, str | None]) -> bool:
-    """Evaluate the tree over plain field values (``None`` = field absent); the reference for tests."""
-    if isinstance(node, Match):
-        value = values.get(node.field)
-        return value is not None and re.search(node.scom_pattern, value) is not None
-    if isinstance(node, Not):
-        return not evaluate(node.child, values)
-    if isinstance(node, All):
-        return all(evaluate(child, values) for child in node.children)
-    return any(evaluate(child, values) for child in node.children)
-
-
 # --- analysis -------------------------------------------------------------------------------------------------
 
 
@@ -135,15 +125,6 @@ def fields_used(node: Node) -> set[str]:
     for child in node.children:
         out |= fields_used(child)
     return out
-
-
-def matches(node: Node) -> list[Match]:
-    """Every ``Match`` leaf, in order."""
-    if isinstance(node, Match):
-        return [node]
-    if isinstance(node, Not):
-        return matches(node.child)
-    return [leaf for child in node.children for leaf in matches(child)]
 
 
 def without_fields(node: Node, absent: frozenset[str]) -> Node:
@@ -201,6 +182,7 @@ class Needle(NamedTuple):
 Clauses = tuple[frozenset[Needle], ...]
 
 _MAX_NEEDLES = 16
+_MAX_CLAUSES = 16
 _ASCII = tuple(chr(code) for code in range(128))
 
 
@@ -278,7 +260,9 @@ def required_clauses(node: Node) -> Clauses:
 
     Sound for events whose values are ASCII: if the tree matches such an event, every clause has a needle the
     event meets (see ``Needle``). ``Not`` yields nothing (a negation requires no text); ``All`` keeps every child's
-    clauses; ``AnyOf`` takes the rarest clause of each child and merges them.
+    clauses; ``AnyOf`` distributes: (A1 and A2) or (B1 and B2) needs A1|B1, A1|B2, A2|B1 and A2|B2, so it yields
+    every union of one clause per child while there are at most ``_MAX_CLAUSES`` of them, else the union of each
+    child's rarest clause.
     """
     if isinstance(node, Match):
         clause = _match_clause(node)
@@ -294,10 +278,14 @@ def required_clauses(node: Node) -> Clauses:
         return tuple(out)
     if not node.children:
         return ()
-    merged: set[Needle] = set()
-    for child in node.children:
-        clauses = required_clauses(child)
-        if not clauses:
-            return ()
-        merged |= rarest(clauses)
-    return (_minimal(merged),)
+    per_child = [required_clauses(child) for child in node.children]
+    if not all(per_child):
+        return ()
+    if prod(len(clauses) for clauses in per_child) <= _MAX_CLAUSES:
+        out = []
+        for combination in product(*per_child):
+            clause = _minimal(set().union(*combination))
+            if clause not in out:
+                out.append(clause)
+        return tuple(out)
+    return (_minimal(set().union(*(rarest(clauses) for clauses in per_child))),)

@@ -248,7 +248,8 @@ def _check(plan: _Plan) -> Check:
     empty = process_gate("")
 
     def value_at(text: str, key: str, start: int) -> tuple[str, bool] | None:
-        """A field's raw value, lower-cased, and whether it is exactly the value; ``None`` when the record is odd.
+        """A field's raw value (as JSON writes it; the rest of the record lower-cased when inexact), and whether it is
+        exactly the value; ``None`` when the record is odd.
 
         A missing key gives ``("", True)``: the field is absent. A value that is not a plain string gives the rest
         of the record (which contains it), marked inexact.
@@ -278,20 +279,11 @@ def _check(plan: _Plan) -> Check:
                 return True
         process, gated = empty
         if key is not None:
-            at = text.find(key, start)
-            while at != -1 and text[at - 1] not in "{,":
-                at = text.find(key, at + 1)
-            if at != -1:
-                begin = at + len(key)
-                if text[begin] != '"':
-                    return True  # not a plain string: decode
-                end = text.find('","', begin)
-                if end == -1:
-                    # EventData's last value: it ends before the closing '"}}}' of EventData, Event and the record.
-                    if not text.endswith('"}}}') or len(text) - 4 < begin:
-                        return True
-                    end = len(text) - 4
-                raw = text[begin + 1 : end]
+            found = value_at(text, key, start)
+            if found is None or not found[1]:
+                return True  # an odd record, or a process name that is not a plain string: decode
+            raw = found[0]
+            if raw:  # an absent process name leaves the gate of the empty name
                 entry = cache.get(raw)
                 if entry is None:
                     if len(cache) >= _CACHE_SIZE:

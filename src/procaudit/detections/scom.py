@@ -42,8 +42,6 @@ from procaudit.transport.base import Connector, HostTarget
 
 #: The canary rule's id in detections/ (its SCOM rule id is ``<mp id>.Rule.<this>``).
 CANARY_RULE_ID = "ProcauditVerifyCanary"
-#: The marker ``procaudit verify`` puts on the command line: this prefix and a 32-hex-digit nonce.
-CANARY_MARKER_PREFIX = "procaudit-verify-"
 _NONCE = re.compile(r"[0-9a-f]{32}")
 _VERSION = re.compile(r"[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}")
 _MAX_PART = 2**31 - 1  # .NET System.Version parts are Int32
@@ -89,6 +87,7 @@ class ImportResult(ScriptResult):
 class AlertParams(ScriptParams):
     rule_name: str
     nonce: str
+    since: str | None = None  # ISO 8601 UTC ("...Z"): only alerts raised at or after it
 
 
 class ScomAlert(ScriptResult):
@@ -321,6 +320,7 @@ def find_canary_alert(
     nonce: str,
     *,
     mp_id: str = mpbuild.DEFAULT_MP_ID,
+    since: datetime | None = None,
     timeout: float = 300.0,
     interval: float = 15.0,
     clock: Callable[[], float] = time.monotonic,
@@ -329,12 +329,15 @@ def find_canary_alert(
     """Poll the management server until the canary alert for ``nonce`` is there or ``timeout`` seconds pass.
 
     SCOM raises the alert when the agent forwards the event (usually within a minute or two of the process
-    start), so the default waits up to five minutes. Host failures are reported in the result, not raised.
+    start), so the default waits up to five minutes. With ``since`` (an aware time: the marker's start, less any
+    clock-skew allowance), only alerts raised at or after it count. Host failures are reported in the result, not
+    raised.
 
     Raises:
         UserInputError: a malformed nonce.
     """
     check_nonce(nonce)
+    not_before = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if since is not None else None
     target = connector.target
     rule = canary_rule_name(mp_id)
     result = AlertHost(
@@ -343,7 +346,7 @@ def find_canary_alert(
     started = clock()
     try:
         while True:
-            found = connector.run(GET_CANARY_ALERT, AlertParams(rule_name=rule, nonce=nonce))
+            found = connector.run(GET_CANARY_ALERT, AlertParams(rule_name=rule, nonce=nonce, since=not_before))
             result.polls += 1
             result.rule_found = found.rule_found
             result.alerts = found.alerts

@@ -7,9 +7,10 @@ becomes its SID, equality only).
 
 What cannot be expressed is reported per rule, never silently dropped:
 
-- fields 4688 does not have (OriginalFileName, Hashes, ParentCommandLine, CurrentDirectory, Product, ...):
-  inside an OR the branch is dropped (the rule gets narrower, reported); inside AND / NOT the rule is not
-  converted (dropping it would make the rule broader);
+- fields 4688 does not have (OriginalFileName, Hashes, ParentCommandLine, CurrentDirectory, Product, ...): the
+  rule may only get narrower, never broader, so the polarity under NOT decides (see ``_convert``): a branch of an
+  OR is dropped (reported), and so is a part of an AND under NOT (``not (a and b)``); a part of an AND, or a
+  branch of an OR under NOT (``not 1 of filter*``, ``not (a or b)``), makes the rule not converted;
 - modifiers other than contains / startswith / endswith / all / windash / re / cased (e.g. base64offset,
   base64, wide, cidr, expand, fieldref, gt/lt): the rule is not converted;
 - regular expressions outside SCOM's subset, regex flags other than i, keyword (field-less) searches.
@@ -158,7 +159,16 @@ def _leaf(sigma_field: str, value: Any) -> dict[str, Any]:
     raise _Unsupported(f"{type(value).__name__} value on {sigma_field}")
 
 
-def _convert(node: Any, dropped: list[str]) -> dict[str, Any]:
+def _convert(node: Any, dropped: list[str], negated: bool = False) -> dict[str, Any]:
+    """Convert a condition subtree; what 4688 cannot express may only make the rule narrower, never broader.
+
+    ``negated`` is the subtree's polarity (an odd number of NOTs above it). A part that cannot be expressed stands
+    for "never" where the polarity is positive and for "always" where it is negated: both narrow the rule. So in a
+    positive OR (or a negated AND) such a branch is dropped and reported; in a positive AND (or a negated OR) it
+    makes the whole subtree unexpressible (``_Unsupported``), which the enclosing node handles the same way, up to
+    the rule, which is then not converted. ``not 1 of filter*`` with one filter on OriginalFileName therefore
+    refuses the rule: dropping that filter would make the rule alert on what the filter excludes.
+    """
     from sigma.conditions import (
         ConditionAND,
         ConditionFieldEqualsValueExpression,
@@ -171,21 +181,27 @@ def _convert(node: Any, dropped: list[str]) -> dict[str, Any]:
         return _leaf(node.field, node.value)
     if isinstance(node, ConditionValueExpression):
         raise _Unsupported("keyword (field-less) search")
-    if isinstance(node, ConditionOR):
+    if isinstance(node, ConditionNOT):
+        (arg,) = node.args
+        return {"none-of": [_convert(arg, dropped, not negated)]}
+    if isinstance(node, ConditionAND | ConditionOR):
+        combinator = "all-of" if isinstance(node, ConditionAND) else "any-of"
+        # A positive OR and a negated AND may lose a branch (narrower); the other two may not.
+        droppable = isinstance(node, ConditionOR) != negated
         kept = []
+        lost: list[str] = []
         for arg in node.args:
             try:
-                kept.append(_convert(arg, dropped))
+                kept.append(_convert(arg, dropped, negated))
             except _Unsupported as exc:
-                dropped.append(f"OR branch dropped: {exc}")
+                if not droppable:
+                    raise
+                lost.append(str(exc))
         if not kept:
-            raise _Unsupported("every branch of an OR is unsupported")
-        return kept[0] if len(kept) == 1 else {"any-of": kept}
-    if isinstance(node, ConditionAND):
-        parts = [_convert(arg, dropped) for arg in node.args]
-        return parts[0] if len(parts) == 1 else {"all-of": parts}
-    if isinstance(node, ConditionNOT):
-        return {"none-of": [_convert(arg, dropped) for arg in node.args]}
+            raise _Unsupported("; ".join(lost))
+        where = "OR branch" if combinator == "any-of" else "AND part of an exclusion (NOT)"
+        dropped.extend(f"{where} dropped: {reason}" for reason in lost)
+        return kept[0] if len(kept) == 1 else {combinator: kept}
     raise _Unsupported(f"condition element {type(node).__name__}")
 
 

@@ -1,6 +1,6 @@
 """Stream process-creation events out of event files.
 
-Formats (detected from the content, not the extension):
+Formats (detected from the content, not the extension, however long the first line or leading white space):
 
 - ``.evtx`` (the ``ElfFile`` signature), read with pyevtx-rs (the ``evtx`` package);
 - JSON lines: one event object per line (OTRF / NXLog / Winlogbeat / evtx-JSON shapes);
@@ -73,29 +73,69 @@ class ReadStats:
             self.problems.append(problem)
 
 
+_WHITESPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+_DETECT_CHUNK = 64 * 1024
+
+
+def _first_byte(handle: IO[bytes]) -> tuple[bytes, bytes]:
+    """The first byte that is not white space (after an optional UTF-8 BOM), and what was read after it."""
+    chunk = handle.read(_DETECT_CHUNK).removeprefix(_BOM)
+    while chunk:
+        rest = chunk.lstrip(_WHITESPACE)
+        if rest:
+            return rest[:1], rest[1:]
+        chunk = handle.read(_DETECT_CHUNK)
+    return b"", b""
+
+
+def _first_line_closes(handle: IO[bytes], rest: bytes) -> bool:
+    """Whether the line that starts with ``{`` (``rest`` follows it) ends with ``}``: a complete JSON object.
+
+    Reads to the end of that line however long it is, up to ``MAX_RECORD_CHARS`` bytes; a line longer than that
+    counts as a JSON line (the JSON-lines reader skips and counts an oversized line).
+    """
+    last = b"{"
+    seen = 0
+    chunk = rest
+    while True:
+        line, newline, _ = chunk.partition(b"\n")
+        stripped = line.rstrip(_WHITESPACE)
+        if stripped:
+            last = stripped[-1:]
+        if newline:
+            return last == b"}"
+        seen += len(line)
+        if seen >= MAX_RECORD_CHARS:
+            return True
+        chunk = handle.read(_DETECT_CHUNK)
+        if not chunk:
+            return last == b"}"
+
+
 def detect_format(path: Path) -> EventFormat:
-    """Tell the format of an event file from its first bytes."""
+    """Tell the format of an event file from its content: the evtx signature, else the first byte that is not
+    white space, and for ``{`` whether the first line holds a whole object (JSON lines) or not (a JSON document).
+    """
     try:
         with path.open("rb") as handle:
-            head = handle.read(4096)
+            head = handle.read(len(_EVTX_MAGIC))
+            if head.startswith(_EVTX_MAGIC):
+                return "evtx"
+            if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise EventFileError(f"{path}: UTF-16 text is not supported; save the export as UTF-8")
+            handle.seek(0)
+            first, rest = _first_byte(handle)
+            if first == b"{":
+                return "jsonl" if _first_line_closes(handle, rest) else "json"
     except OSError as exc:
         raise EventFileError(f"{path}: cannot open the event file ({exc.strerror or exc})") from exc
-    if head.startswith(_EVTX_MAGIC):
-        return "evtx"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not text:
+    if not first:
         raise EventFileError(f"{path}: the event file is empty")
-    if text[:1] == b"<":
+    if first == b"<":
         return "xml"
-    if text[:1] == b"[":
+    if first == b"[":
         return "json"
-    if text[:1] == b"{":
-        first_line = text.split(b"\n", 1)[0].strip()
-        if first_line.endswith(b"}"):
-            return "jsonl"
-        return "json"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise EventFileError(f"{path}: UTF-16 text is not supported; save the export as UTF-8")
     raise EventFileError(f"{path}: not a supported event file (expected .evtx, JSON lines, a JSON export or event XML)")
 
 

@@ -5,9 +5,8 @@ does I/O. Malformed input raises ``procaudit.errors.ParseError`` naming the sour
 
 - ``auditpol``: ``auditpol /backup`` CSV and GPO ``audit.csv``; the subcategory GUID table.
 - ``secedit``: security templates (``secedit /export``, ``GptTmpl.inf``).
-- ``wevtutil``: ``wevtutil gl`` channel configuration; ``Get-WinEvent -ListLog`` views.
+- ``wevtutil``: ``wevtutil gl`` channel configuration.
 - ``sddl``: SDDL, and who may read an event log channel.
 - ``gpresult``: RSoP and GPMC report XML, with the winning GPO per setting.
 - ``osinfo``: command-line support, 4688 event version and role from OS version fields.
-- ``registry``: ``reg query`` and ``Get-ItemProperty`` list views (fallback).
 """

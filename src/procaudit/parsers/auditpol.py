@@ -108,7 +108,7 @@ _TABLE: Final[tuple[tuple[str, str, str], ...]] = (
     ("{0CCE9229-69AE-11D9-BED3-505054503030}", "Non Sensitive Privilege Use", "Privilege Use"),
     ("{0CCE922A-69AE-11D9-BED3-505054503030}", "Other Privilege Use Events", "Privilege Use"),
     ("{0CCE9228-69AE-11D9-BED3-505054503030}", "Sensitive Privilege Use", "Privilege Use"),
-    ("{0CCE922B-69AE-11D9-BED3-505054503030}", "Process Creation", "Detailed Tracking"),
+    (PROCESS_CREATION_GUID, "Process Creation", "Detailed Tracking"),
     ("{0CCE922C-69AE-11D9-BED3-505054503030}", "Process Termination", "Detailed Tracking"),
     ("{0CCE922D-69AE-11D9-BED3-505054503030}", "DPAPI Activity", "Detailed Tracking"),
     ("{0CCE922E-69AE-11D9-BED3-505054503030}", "RPC Events", "Detailed Tracking"),

@@ -20,14 +20,13 @@ Facts and how sure they are:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
 from procaudit.errors import ParseError
-from procaudit.parsers._text import decode_text, parse_format_table
 
 KB_CMDLINE: Final = "KB3004375"
 
@@ -129,23 +128,6 @@ def os_facts(
     )
 
 
-def os_facts_from_cim(os: Mapping[str, Any], hotfix_ids: Iterable[str] | None = None) -> OsFacts:
-    """``os_facts`` from a ``Win32_OperatingSystem`` object as ConvertTo-Json writes it.
-
-    Raises:
-        ParseError: no ``Version`` property, or the fields are invalid (see ``os_facts``).
-    """
-    version = os.get("Version")
-    if not isinstance(version, str):
-        raise ParseError("Win32_OperatingSystem object has no Version string", source="Win32_OperatingSystem")
-    return os_facts(
-        version,
-        build_number=os.get("BuildNumber"),
-        product_type=os.get("ProductType"),
-        hotfix_ids=hotfix_ids,
-    )
-
-
 def normalize_kb(hotfix_id: str) -> str:
     """``kb3004375`` / ``3004375`` -> ``KB3004375``; anything else is returned stripped and upper-cased."""
     text = hotfix_id.strip().upper()
@@ -199,65 +181,3 @@ def _event_version(
     if (major, minor) == (6, 0):
         return 0, "Windows Vista / Server 2008 write 4688 version 0 (no CommandLine)"
     return None, "Windows before Vista logs process creation as event 592, not 4688"
-
-
-# --- text views (fallbacks; the probe returns JSON) ---------------------------------------------------------
-
-
-def parse_hotfix_table(data: str | bytes, *, source: str = "Get-HotFix table") -> list[str]:
-    """Hotfix ids from the default ``Get-HotFix`` table, in table order.
-
-    Raises:
-        ParseError: no table, or no HotFixID column.
-    """
-    text = decode_text(data, source=source)
-    names, rows = parse_format_table(text)
-    if not rows:
-        raise ParseError("no table (header and dashes line) found", source=source)
-    if "HotFixID" not in names:
-        raise ParseError(f"no HotFixID column in {names!r}", source=source)
-    column = names.index("HotFixID")
-    return [normalize_kb(row.cells[column]) for row in rows if row.cells[column]]
-
-
-class PsVersionTable(BaseModel):
-    """``$PSVersionTable`` (or ``$PSVersionTable.PSVersion``) as printed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    ps_version: str
-    ps_edition: str | None = None
-    build_version: str | None = None
-    clr_version: str | None = None
-    values: dict[str, str] = {}
-
-    @property
-    def major_minor(self) -> tuple[int, int]:
-        major, minor = self.ps_version.split(".")[:2]
-        return int(major), int(minor)
-
-
-def parse_psversiontable(data: str | bytes, *, source: str = "$PSVersionTable") -> PsVersionTable:
-    """Parse the Name/Value table of ``$PSVersionTable`` or the Major/Minor/Build/Revision one of ``.PSVersion``.
-
-    Raises:
-        ParseError: neither table, or no PSVersion in it.
-    """
-    text = decode_text(data, source=source)
-    names, rows = parse_format_table(text)
-    if names[:4] == ("Major", "Minor", "Build", "Revision") and rows:
-        parts = [c for c in rows[0].cells[:4] if c not in ("", "-1")]
-        return PsVersionTable(ps_version=".".join(parts))
-    if names[:2] != ("Name", "Value"):
-        raise ParseError("no Name/Value or Major/Minor/Build/Revision table found", source=source)
-    values = {row.cells[0]: row.cells[1] for row in rows if len(row.cells) >= 2 and row.cells[0]}
-    version = values.get("PSVersion")
-    if not version or not re.fullmatch(r"\d+\.\d+(\.\d+){0,2}", version):
-        raise ParseError(f"PSVersion {version!r} missing or not a version", source=source)
-    return PsVersionTable(
-        ps_version=version,
-        ps_edition=values.get("PSEdition"),
-        build_version=values.get("BuildVersion"),
-        clr_version=values.get("CLRVersion"),
-        values=values,
-    )

@@ -1,4 +1,4 @@
-"""Event log channel configuration: ``wevtutil gl <channel>`` and ``Get-WinEvent -ListLog`` views.
+"""Event log channel configuration: ``wevtutil gl <channel>``.
 
 ``wevtutil gl Security`` prints ``name: value`` lines, the ``logging:`` and ``publishing:`` groups indented
 by two spaces::
@@ -33,7 +33,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict
 
 from procaudit.errors import ParseError
-from procaudit.parsers._text import decode_text, parse_format_list, parse_format_table
+from procaudit.parsers._text import decode_text
 from procaudit.parsers.sddl import Principal, extra_readers, readers
 
 # "name: value" with no space before the colon (Format-List has one, and a cmd prompt "C:\\>" has no space
@@ -146,101 +146,3 @@ def _bool(value: str, key: str, line: int, source: str) -> bool:
     if value.lower() == "false":
         return False
     raise ParseError(f"{key}: {value!r} is neither true nor false", source=source, line=line)
-
-
-class ListLogRow(BaseModel):
-    """A row of the ``Get-WinEvent -ListLog`` table. The console cuts long names with ``...``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    line: int
-    log_mode: str
-    maximum_size_in_bytes: int
-    record_count: int | None
-    """Empty when the log has never been read or cannot be (the cell is blank)."""
-    log_name: str
-    name_truncated: bool
-
-
-def parse_listlog_table(data: str | bytes, *, source: str = "Get-WinEvent -ListLog table") -> list[ListLogRow]:
-    """Parse the default table of ``Get-WinEvent -ListLog`` (LogMode, MaximumSizeInBytes, RecordCount, LogName).
-
-    Columns are taken by position from the dashes line, so a header cut at its left edge still parses.
-    Rows that are not log rows (an author's ``...``) are skipped.
-
-    Raises:
-        ParseError: no table, or a table that does not have the four columns.
-    """
-    text = decode_text(data, source=source)
-    _, rows = parse_format_table(text)
-    if not rows:
-        raise ParseError("no table (header and dashes line) found", source=source)
-    result: list[ListLogRow] = []
-    for row in rows:
-        if len(row.cells) != 4:
-            raise ParseError(f"expected 4 columns, found {len(row.cells)}", source=source, line=row.line)
-        mode, size, count, name = row.cells
-        if not size.isdigit() or not name:
-            continue
-        if count and not count.isdigit():
-            raise ParseError(f"RecordCount {count!r} is not a number", source=source, line=row.line)
-        result.append(
-            ListLogRow(
-                line=row.line,
-                log_mode=mode,
-                maximum_size_in_bytes=int(size),
-                record_count=int(count) if count else None,
-                log_name=name,
-                name_truncated=name.endswith("..."),
-            )
-        )
-    return result
-
-
-class ListLogDetail(BaseModel):
-    """``Get-WinEvent -ListLog <name> | Format-List *``: the fields we use, plus all of them as text."""
-
-    model_config = ConfigDict(frozen=True)
-
-    log_name: str | None
-    file_size: int | None
-    record_count: int | None
-    maximum_size_in_bytes: int | None
-    log_mode: str | None
-    is_enabled: bool | None
-    is_log_full: bool | None
-    security_descriptor: str | None
-    fields: dict[str, str]
-    """Every property as printed; dates stay text because their format follows the host's locale."""
-
-
-def parse_listlog_list(data: str | bytes, *, source: str = "Get-WinEvent -ListLog | Format-List") -> ListLogDetail:
-    """Parse the first ``Format-List`` record that has a ``LogName`` (other text around it is ignored).
-
-    Raises:
-        ParseError: no such record.
-    """
-    text = decode_text(data, source=source)
-    record = next((r for r in parse_format_list(text) if "LogName" in r), None)
-    if record is None:
-        raise ParseError("no Format-List record with a LogName property found", source=source)
-
-    def number(key: str) -> int | None:
-        value = record.get(key, "").strip()
-        return int(value) if value.isdigit() else None
-
-    def flag(key: str) -> bool | None:
-        value = record.get(key, "").strip().lower()
-        return {"true": True, "false": False}.get(value)
-
-    return ListLogDetail(
-        log_name=record.get("LogName"),
-        file_size=number("FileSize"),
-        record_count=number("RecordCount"),
-        maximum_size_in_bytes=number("MaximumSizeInBytes"),
-        log_mode=record.get("LogMode") or None,
-        is_enabled=flag("IsEnabled"),
-        is_log_full=flag("IsLogFull"),
-        security_descriptor=record.get("SecurityDescriptor") or None,
-        fields=record,
-    )

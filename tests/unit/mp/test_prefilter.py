@@ -125,6 +125,27 @@ def test_needles_examples() -> None:
     assert ir.required_clauses(ir.Not(ir.Match("CommandLine", "abc"))) == ()
 
 
+def test_any_of_distributes_over_its_branches() -> None:
+    # (a.exe and alpha) or (b.exe and beta): a b.exe event without "beta" cannot match, and the clauses say so.
+    node = ir.AnyOf(
+        (
+            ir.All((ir.Match("NewProcessName", "\\\\a\\.exe$"), ir.Match("CommandLine", "alpha"))),
+            ir.All((ir.Match("NewProcessName", "\\\\b\\.exe$"), ir.Match("CommandLine", "beta"))),
+        )
+    )
+    a_exe = ir.Needle("NewProcessName", "\\a.exe", suffix=True)
+    b_exe = ir.Needle("NewProcessName", "\\b.exe", suffix=True)
+    alpha, beta = ir.Needle("CommandLine", "alpha"), ir.Needle("CommandLine", "beta")
+    assert set(ir.required_clauses(node)) == {
+        frozenset({a_exe, b_exe}),
+        frozenset({a_exe, beta}),
+        frozenset({alpha, b_exe}),
+        frozenset({alpha, beta}),
+    }
+    fields: dict[str, str | None] = {"NewProcessName": "C:\\b.exe", "CommandLine": "gamma"}
+    assert not all(_clause_met(clause, fields) for clause in ir.required_clauses(node))
+
+
 # --- the facts the filter's proof rests on, on every sample record -----------------------------------------
 
 

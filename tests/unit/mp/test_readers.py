@@ -122,3 +122,33 @@ def test_make_event_keeps_exactly_the_fields_of_its_version(version: int) -> Non
         expected = f"v-{name}" if FIELD_MIN_VERSION[name] <= version else None
         assert event.field(name) == expected, name
     assert event.event_version == version
+
+
+def test_jsonl_with_a_first_line_longer_than_the_old_4_kb_peek(events_dir: Path, tmp_path: Path) -> None:
+    lines = (events_dir / "otrf" / "otrf_empire_launcher_sct_regsvr32.proc.json").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["CommandLine"] = "x" * 20_000  # one long line, as an encoded PowerShell command gives
+    path = tmp_path / "long.jsonl"
+    # A damaged line too: JSON lines skips and counts it, where the JSON-document reader would give up on the file.
+    path.write_text("\n".join([json.dumps(first), "{not json", *lines[1:]]) + "\n")
+    stats = ReadStats()
+    events = list(read_events(path, stats))
+    assert stats.skipped == 1 and len(events) == 14
+
+
+@pytest.mark.parametrize(
+    ("content", "count"),
+    [
+        (b"\xef\xbb\xbf" + b" \r\n" * 5000 + b'{"a": 1}\n{"b": 2}\n', 0),  # white space beyond any fixed peek
+        (b"\n" * 9000 + b"<Events></Events>", None),
+        (b'{\n  "Event": {"System": {"EventID": 1}}\n}\n', 0),  # one pretty-printed object: a JSON document
+    ],
+)
+def test_format_detection_reads_past_leading_white_space(tmp_path: Path, content: bytes, count: int | None) -> None:
+    path = tmp_path / "e.txt"
+    path.write_bytes(content)
+    if count is None:
+        with pytest.raises(EventFileError, match="no <Event> element"):
+            list(read_events(path))
+    else:
+        assert len(list(read_events(path))) == count

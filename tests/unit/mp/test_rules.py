@@ -150,3 +150,10 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text(GOOD)
     with pytest.raises(RuleFileError, match="already used by"):
         load_rules(tmp_path)
+
+
+def test_noisy_rules_ship_disabled(rules: list[CompiledRule]) -> None:
+    # Per-user Temp / roaming AppData execution is common for installers and updaters: it must be baselined first.
+    by_id = {rule.id: rule for rule in rules}
+    assert by_id["ExecFromUserTempOrRoaming"].rule.enabled is False
+    assert all(rule.rule.enabled for rule_id, rule in by_id.items() if rule_id != "ExecFromUserTempOrRoaming")

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from procaudit.cli.mp import app
-from procaudit.detections.rules import load_rule_file
-from procaudit.detections.sigma_import import import_sigma
+from procaudit.detections.rules import CompiledRule, load_rule_file
+from procaudit.detections.sigma_import import ConversionReport, import_sigma
 from procaudit.errors import EventFileError, UserInputError
-from procaudit.events import make_event
+from procaudit.events import ProcessCreationEvent, make_event
 
 SIGMA_OK = """\
 title: Certutil fetches over HTTP
@@ -105,3 +105,93 @@ def test_cli_bad_input_raises_user_errors(tmp_path: Path) -> None:
     assert isinstance(result.exception, UserInputError)
     with pytest.raises(UserInputError):
         raise result.exception
+
+
+# Sigma-shaped rules with filters, as SigmaHQ writes them (selection / filter_main_* / filter_optional_*).
+SIGMA_FILTERS = """\
+title: Rundll32 without a DLL export {case}
+id: 0b6c3a55-1111-4222-8333-96666666666{n}
+status: test
+description: written for procaudit's tests
+author: procaudit tests
+tags: [attack.defense-evasion, attack.t1218.011]
+logsource: {{category: process_creation, product: windows}}
+detection:
+  selection:
+    Image|endswith: '\\\\rundll32.exe'
+    CommandLine|contains: 'javascript:'
+{filters}
+  condition: {condition}
+level: high
+"""
+
+FILTER_BLOCKS = {
+    # one filter on a field 4688 lacks: dropping it from "not 1 of filter_*" would widen the rule
+    "not_one_of_with_unsupported": (
+        "  filter_main_edge:\n    ParentImage|endswith: '\\\\msedge.exe'\n"
+        "  filter_optional_signed:\n    OriginalFileName: 'RUNDLL32.EXE'\n    Signed: 'true'\n",
+        "selection and not 1 of filter_*",
+    ),
+    "not_or_supported": (
+        "  filter_a:\n    ParentImage|endswith: '\\\\msedge.exe'\n"
+        "  filter_b:\n    CommandLine|contains: 'trusted.example'\n",
+        "selection and not (filter_a or filter_b)",
+    ),
+    # an AND under NOT: dropping its unsupported part widens the exclusion, so the rule only gets narrower
+    "not_and_partly_unsupported": (
+        "  filter_vendor:\n    ParentImage|endswith: '\\\\vendor.exe'\n    Product: 'Vendor Suite'\n",
+        "selection and not filter_vendor",
+    ),
+    "not_unsupported_leaf": (
+        "  filter_hash:\n    Hashes|contains: 'SHA256=0123'\n",
+        "selection and not filter_hash",
+    ),
+}
+
+
+def _import_one(tmp_path: Path, key: str, n: int) -> tuple[ConversionReport, CompiledRule | None]:
+    filters, condition = FILTER_BLOCKS[key]
+    text = SIGMA_FILTERS.format(case=key, n=n, filters=filters, condition=condition)
+    source = tmp_path / f"{key}.yml"
+    source.write_text(text)
+    (report,) = import_sigma([source], tmp_path / "out")
+    rule = load_rule_file(Path(report.output)) if report.converted and report.output else None
+    return report, rule
+
+
+def _event(parent: str, command: str = "rundll32.exe javascript:x") -> ProcessCreationEvent:
+    fields = {"NewProcessName": "C:\\Windows\\System32\\rundll32.exe", "CommandLine": command}
+    return make_event({**fields, "ParentProcessName": parent}, event_version=2)
+
+
+def test_sigma_not_one_of_filters_with_an_unexpressible_filter_is_refused(tmp_path: Path) -> None:
+    report, rule = _import_one(tmp_path, "not_one_of_with_unsupported", 0)
+    assert not report.converted and rule is None
+    assert any("OriginalFileName" in u for u in report.unsupported)
+
+
+def test_sigma_not_or_of_filters_excludes_each_filter(tmp_path: Path) -> None:
+    report, rule = _import_one(tmp_path, "not_or_supported", 1)
+    assert report.converted and not report.dropped
+    assert rule is not None
+    predicate = rule.predicate
+    assert predicate(_event("C:\\Windows\\explorer.exe"))
+    assert not predicate(_event("C:\\Program Files\\Microsoft\\Edge\\msedge.exe"))
+    assert not predicate(_event("C:\\Windows\\explorer.exe", "rundll32.exe javascript:trusted.example"))
+
+
+def test_sigma_and_under_not_drops_the_unexpressible_part_and_narrows(tmp_path: Path) -> None:
+    report, rule = _import_one(tmp_path, "not_and_partly_unsupported", 2)
+    assert report.converted
+    assert report.dropped == ["AND part of an exclusion (NOT) dropped: field Product (not in event 4688)"]
+    assert rule is not None
+    predicate = rule.predicate
+    assert predicate(_event("C:\\Windows\\explorer.exe"))
+    # every vendor.exe child is excluded now, whatever its product: fewer alerts, never more
+    assert not predicate(_event("C:\\Tools\\vendor.exe"))
+
+
+def test_sigma_not_of_an_unexpressible_filter_is_refused(tmp_path: Path) -> None:
+    report, rule = _import_one(tmp_path, "not_unsupported_leaf", 3)
+    assert not report.converted and rule is None
+    assert any("Hashes" in u for u in report.unsupported)

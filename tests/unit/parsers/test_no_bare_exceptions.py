@@ -12,11 +12,9 @@ from hypothesis import strategies as st
 from procaudit.errors import ParseError
 from procaudit.parsers.auditpol import parse_audit_csv
 from procaudit.parsers.gpresult import parse_policy_xml
-from procaudit.parsers.osinfo import parse_hotfix_table, parse_psversiontable
-from procaudit.parsers.registry import parse_item_property_list, parse_reg_query
 from procaudit.parsers.sddl import parse_sddl, readers
 from procaudit.parsers.secedit import parse_security_template
-from procaudit.parsers.wevtutil import parse_listlog_list, parse_listlog_table, parse_wevtutil_gl
+from procaudit.parsers.wevtutil import parse_wevtutil_gl
 
 
 def _template(text: str) -> object:
@@ -33,15 +31,9 @@ PARSERS: list[Callable[[str], object]] = [
     parse_audit_csv,
     _template,
     parse_wevtutil_gl,
-    parse_listlog_table,
-    parse_listlog_list,
     readers,
     parse_sddl,
     _policy,
-    parse_hotfix_table,
-    parse_psversiontable,
-    parse_reg_query,
-    parse_item_property_list,
 ]
 
 # Text made of the characters these formats are built from, so the parsers get past their first checks.

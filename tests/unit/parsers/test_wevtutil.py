@@ -9,7 +9,7 @@ import pytest
 
 from procaudit.errors import ParseError
 from procaudit.parsers.sddl import DEFAULT_SECURITY_CHANNEL_SDDL
-from procaudit.parsers.wevtutil import parse_listlog_list, parse_listlog_table, parse_wevtutil_gl
+from procaudit.parsers.wevtutil import parse_wevtutil_gl
 
 Capture = Callable[[str], Path]
 D = "03_wevtutil_security_channel/"
@@ -66,39 +66,6 @@ def test_system_channel_then_format_list_stops_at_the_wevtutil_block(windows_cap
     config = parse_wevtutil_gl(text)
     assert (config.name, config.isolation, config.max_size) == ("System", "System", 20971520)
     assert config.channel_access is not None and config.channel_access.endswith("(A;;0x1;;;S-1-5-32-573)")
-    detail = parse_listlog_list(text)
-    assert detail.log_name == "System"
-    assert (detail.file_size, detail.record_count) == (2166784, 2258)
-    assert (detail.is_log_full, detail.is_enabled) == (False, True)
-    assert detail.maximum_size_in_bytes is None  # cut off in the source
-    assert detail.fields["LastAccessTime"] == "2025/03/12 18:46:45"  # locale's date format: kept as text
-    assert detail.security_descriptor == config.channel_access
-
-
-def test_listlog_security_table(windows_capture: Capture) -> None:
-    rows = parse_listlog_table(windows_capture(D + "get-winevent_listlog_security_table.txt").read_text())
-    assert [(r.log_mode, r.maximum_size_in_bytes, r.record_count, r.log_name) for r in rows] == [
-        ("Circular", 20971520, 30954, "Security")
-    ]
-
-
-def test_listlog_all_with_empty_counts_and_cut_names(windows_capture: Capture) -> None:
-    rows = parse_listlog_table(windows_capture(D + "get-winevent_listlog_all_htb_TRUNCATED.txt").read_text())
-    assert len(rows) == 9
-    security = next(r for r in rows if r.log_name == "Security")
-    assert (security.maximum_size_in_bytes, security.record_count) == (20971520, 26060)
-    assert rows[0].log_name == "Windows PowerShell" and rows[0].maximum_size_in_bytes == 15728640
-    cut = rows[-2:]
-    assert all(r.name_truncated and r.record_count is None and r.maximum_size_in_bytes == 1052672 for r in cut)
-
-
-def test_listlog_with_header_cut_at_left_edge(windows_capture: Capture) -> None:
-    rows = parse_listlog_table(
-        windows_capture(D + "get-winevent_listlog_all_win10_32MB_security_TRUNCATED.txt").read_text()
-    )
-    assert len(rows) == 8  # the author's trailing "..." line is not a row
-    security = next(r for r in rows if r.log_name == "Security")
-    assert (security.maximum_size_in_bytes, security.record_count) == (32 * 1024 * 1024, 43550)
 
 
 @pytest.mark.parametrize(
@@ -117,10 +84,6 @@ def test_malformed_wevtutil_values(text: str, line: int, words: str) -> None:
 def test_text_without_wevtutil_output_is_an_error() -> None:
     with pytest.raises(ParseError, match="no 'name: value' line"):
         parse_wevtutil_gl("C:\\>wevtutil gl Security\nAccess is denied.\n")
-    with pytest.raises(ParseError, match="no table"):
-        parse_listlog_table("Get-WinEvent : There is not an event log on the localhost computer\n")
-    with pytest.raises(ParseError, match="no Format-List record"):
-        parse_listlog_list("nothing here\n")
 
 
 def test_second_channel_in_the_text_is_not_merged() -> None:

@@ -18,8 +18,11 @@ What is modelled (facts: ../shared/reference/scom_mp.md §5, the captures in ../
   grouped by the rule's suppression values (one alert, repeat count for the rest), named and described from the
   pack's display strings with the alert parameters filled in, as the console shows them.
 
+Regular expressions: only SCOM's documented subset (``procaudit.detections.scom_regex``, with one leading ``(?i)``)
+is evaluated, by Python's ``re`` (the two engines read that subset alike); a pattern outside it never matches.
+
 Not modelled: agent latency (alerts appear at once), alert closing and resolution states, overrides, the data
-warehouse, run-as accounts, and .NET's regex dialect beyond the subset procaudit writes (Python's ``re`` runs it).
+warehouse, run-as accounts, and .NET's regex dialect beyond the documented subset.
 """
 
 from __future__ import annotations
@@ -30,16 +33,19 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
 
+from procaudit.detections import scom_regex
 from procaudit.detections.mpbuild import xsd_errors
 from procaudit.events.model import FIELDS
 from procaudit.lab.handlers.common import PROGRAM_DATA, STAGING, BindingError, text_param, what_if
 from procaudit.lab.model import InstalledMp, LabHost, LabWorld, RecordedEvent, ScomServer
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
+from procaudit.verify import MARKER_PREFIX
 
 NO_MODULE = (
     "The specified module 'OperationsManager' was not loaded because no valid module file was found in any module "
@@ -50,6 +56,7 @@ INVALID_MP = (
 )
 _MP_ID = r"^[A-Za-z0-9_.]{1,256}$"
 _VERSION = r"^[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}\.[0-9]{1,10}$"
+_SINCE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z$"
 _ALERT_NAMESPACE = uuid.UUID("5b0c3f7e-1d2a-4c55-9a57-6b1f3e0c9d21")
 _SEVERITY = {"0": "Information", "1": "Warning", "2": "Error"}
 
@@ -296,6 +303,23 @@ def _value(expression: etree._Element, host: LabHost, event: RecordedEvent) -> t
     return literal.text or "", literal.get("Type", "String")
 
 
+@lru_cache(maxsize=256)
+def scom_pattern(pattern: str) -> re.Pattern[str] | None:
+    """A ``RegExExpression`` pattern as the expression filter reads it, limited to SCOM's documented subset
+    (KB2702651, ``procaudit.detections.scom_regex``): an optional leading ``(?i)``, then only subset constructs.
+    ``None`` for anything else (``\\d``, lookarounds, inline groups elsewhere ...), which the lab never matches:
+    SCOM documents that not every .NET construct works, and the lab does not guess which do.
+    """
+    flags = 0
+    body = pattern
+    if body.startswith("(?i)"):
+        body, flags = body[len("(?i)") :], re.IGNORECASE
+    try:
+        return re.compile(scom_regex.canonical(body), flags)
+    except (scom_regex.RegexSubsetError, re.error):
+        return None
+
+
 def _evaluate(expression: etree._Element, host: LabHost, event: RecordedEvent) -> bool:
     """SCOM's ExpressionFilter grammar over one event (what System.ExpressionFilter evaluates)."""
     (node,) = list(expression)
@@ -320,10 +344,12 @@ def _evaluate(expression: etree._Element, host: LabHost, event: RecordedEvent) -
         operator = node.findtext("Operator")
         if value is None:
             return False  # the event has no such parameter: no operator holds
-        if operator == "MatchesRegularExpression":
-            return re.search(pattern, value) is not None
-        if operator == "DoesNotMatchRegularExpression":
-            return re.search(pattern, value) is None
+        if operator in ("MatchesRegularExpression", "DoesNotMatchRegularExpression"):
+            compiled = scom_pattern(pattern)
+            if compiled is None:
+                return False  # outside the documented subset: what SCOM does with it is not known, so never
+            found = compiled.search(value) is not None
+            return found if operator == "MatchesRegularExpression" else not found
         if operator == "ContainsSubstring":
             return pattern in value
         if operator == "DoesNotContainSubstring":
@@ -432,8 +458,12 @@ def _canary_alert(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     try:
         rule_name = text_param(run, "RuleName", _MP_ID)
         nonce = text_param(run, "Nonce", r"^[0-9a-f]{32}$")
+        since = text_param(run, "Since", _SINCE) if run.parameters.get("Since") is not None else None
     except BindingError as exc:
         return ScriptOutcome(failure=str(exc))
+    if not re.fullmatch(r"[0-9a-f]{32}", nonce):  # the script's -cnotmatch check (ValidatePattern ignores case)
+        return ScriptOutcome(failure=f"Nonce '{nonce}' is not 32 lower-case hexadecimal characters.")
+    not_before = datetime.strptime(since[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC) if since else None
     server = _server(ctx)
     if isinstance(server, ScriptOutcome):
         return server
@@ -441,9 +471,11 @@ def _canary_alert(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     alerts: list[dict[str, Any]] = []
     if found is not None:
         mp, rule = found
-        marker = f"procaudit-verify-{nonce}"
+        marker = MARKER_PREFIX + nonce
         for alert in alerts_for_rule(ctx.world, server, mp, rule):
-            if marker in alert.description:
+            if not_before is not None and alert.time_raised < not_before:
+                continue
+            if marker in alert.description:  # ordinal: case-sensitive, as the script's IndexOf(..., Ordinal)
                 alerts.append(
                     {
                         "Id": alert.id,
