@@ -17,7 +17,7 @@ from lxml import etree
 
 from procaudit.errors import ParseError
 from procaudit.gpo.payload import PAYLOAD_FILES, normalize_relative, read_payload
-from procaudit.lab.directory import AUTHENTICATED_USERS, CmdletError, Directory, LabGpo, directory_of
+from procaudit.lab.directory import AUTHENTICATED_USERS_SID, CmdletError, Directory, LabGpo, directory_of
 from procaudit.lab.handlers.deploy import ParameterError, as_list, mandatory, validate_pattern, what_if
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
@@ -62,7 +62,13 @@ def _run(ctx: HandlerContext, run: ScriptRun, first_cmdlet: str, body: Any) -> S
 
 def _permissions(gpo: LabGpo) -> list[dict[str, Any]]:
     return [
-        {"Trustee": p.trustee, "TrusteeType": p.trustee_type, "Permission": p.permission, "Inherited": p.inherited}
+        {
+            "Trustee": p.trustee,
+            "TrusteeSid": p.sid or None,
+            "TrusteeType": p.trustee_type,
+            "Permission": p.permission,
+            "Inherited": p.inherited,
+        }
         for p in gpo.permissions
     ]
 
@@ -222,7 +228,7 @@ def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     group_name = validate_pattern("GroupName", [mandatory(run, "GroupName")], GROUP)[0]
     path = str(run.parameters.get("GroupPath") or "") or None
     everyone = _validate_set(
-        "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply")
+        "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply", "None")
     )[0]
     remove = bool(run.parameters.get("Remove"))
     before = _permissions(gpo)
@@ -241,8 +247,10 @@ def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
         if run.parameters.get("RemoveGroup") and group is not None and not group.members and not skip:
             directory.remove_group(group_name)
             deleted = True
-    if gpo.permission_of(AUTHENTICATED_USERS) != everyone and not skip:
-        directory.set_permission(gpo, AUTHENTICATED_USERS, "WellKnownGroup", everyone, replace=True)
+    # The script finds Authenticated Users by its SID and sets it by the name the SID translates to.
+    everyone_now = next((p.permission for p in gpo.permissions if p.sid == AUTHENTICATED_USERS_SID), None)
+    if everyone_now != (None if everyone == "None" else everyone) and not skip:
+        directory.set_permission(gpo, directory.authenticated_users, "WellKnownGroup", everyone, replace=True)
     return {"GroupCreated": created, "GroupDeleted": deleted, "Before": before, "After": _permissions(gpo)}
 
 
@@ -258,6 +266,7 @@ def _link(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     name = str(mandatory(run, "GpoName"))
     targets = validate_pattern("Target", as_list(mandatory(run, "Target")), r"^(OU|DC)=")
     remove = bool(run.parameters.get("Remove"))
+    disable = bool(run.parameters.get("Disable"))
     skip = what_if(run)
     gpo = directory.gpo_by_name(name)
 
@@ -272,6 +281,10 @@ def _link(directory: Directory, run: ScriptRun) -> dict[str, Any]:
         if not skip:
             if remove and before != "absent":
                 directory.remove_link(directory.require_gpo(name), target)
+            elif disable and not remove:
+                if before == "enabled":
+                    link = next(lk for lk in directory.links_of(target) if gpo is not None and lk.gpo_id == gpo.id)
+                    link.enabled = False
             elif not remove and before == "absent":
                 directory.new_link(directory.require_gpo(name), target)
             elif not remove and before == "disabled":
