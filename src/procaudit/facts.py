@@ -31,7 +31,7 @@ from procaudit.parsers.gpresult import (
     parse_policy_xml,
 )
 from procaudit.parsers.osinfo import OsFacts, os_facts
-from procaudit.parsers.sddl import Principal, extra_readers, principal, readers
+from procaudit.parsers.sddl import Principal, extra_readers, readers
 from procaudit.parsers.secedit import parse_security_template
 from procaudit.parsers.wevtutil import parse_wevtutil_gl
 from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
@@ -43,7 +43,6 @@ CMDLINE_VALUE: Final = "ProcessCreationIncludeCmdLine_Enabled"
 LSA_KEY: Final = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
 FORCE_VALUE: Final = "SCENoApplyLegacyAuditPolicy"
 EVENTLOG_POLICY_KEY: Final = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\EventLog\Security"
-EVENT_LOG_READERS_SID: Final = "S-1-5-32-573"
 
 # The Administrative Template policies the probe keeps from gpresult. GPMC writes their names in the host's
 # language; these are the English ones, so on other locales the ADMX policy is not found (the registry
@@ -342,7 +341,8 @@ _SECTIONS: Final = {
 _T = TypeVar("_T")
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_utc(text: str | None) -> datetime | None:
+    """An ISO 8601 time as the scripts write it; one without an offset is UTC. ``None`` when absent or unreadable."""
     if not text:
         return None
     try:
@@ -392,7 +392,7 @@ def facts_from_probe(result: ProbeResult, host: str | None = None) -> HostFacts:
         start_mode=result.health_service.start_mode if result.health_service else None,
         management_groups=tuple(result.management_groups),
     )
-    collected = _time(result.collected_at)
+    collected = parse_utc(result.collected_at)
     if collected is None:
         problems["collected_at"] = f"CollectedAt {result.collected_at!r} is not an ISO 8601 time"
     return HostFacts(
@@ -443,7 +443,7 @@ def _security_log(channel_text: str | None, stats: ProbeSecurityLog | None) -> S
         channel_access=channel.channel_access if channel else None,
         file_size=stats.file_size if stats else None,
         record_count=stats.record_count if stats else None,
-        oldest_record=_time(stats.oldest_record_time) if stats else None,
+        oldest_record=parse_utc(stats.oldest_record_time) if stats else None,
         is_full=stats.is_log_full if stats else None,
     )
 
@@ -469,8 +469,8 @@ def _events(raw: ProbeEvents | None) -> EventFacts | None:
         max_events=raw.max_events,
         sampled=raw.sampled,
         with_command_line=min(raw.with_command_line, raw.sampled),
-        newest=_time(raw.newest_time),
-        oldest=_time(raw.oldest_time),
+        newest=parse_utc(raw.newest_time),
+        oldest=parse_utc(raw.oldest_time),
     )
 
 
@@ -516,8 +516,3 @@ def _policy(text: str) -> PolicySourceFacts:
         ),
         repaired=sources.repaired,
     )
-
-
-def event_log_readers_group() -> Principal:
-    """BUILTIN\\Event Log Readers, the group the default Security channel ACL lets read."""
-    return principal(EVENT_LOG_READERS_SID)

@@ -24,15 +24,11 @@ from procaudit.errors import UserInputError
 from procaudit.estimate.compute import EstimateSettings, HostFigures, NoMethod, figures
 from procaudit.estimate.measure import Measurement, measure_host
 from procaudit.fanout import ConnectorFactory, HostOutcome, run_on_hosts
+from procaudit.readiness.engine import HostError
 from procaudit.transport.base import Connector, HostTarget
 
 SCHEMA: Final = "procaudit.estimate/1"
 Status = Literal["OK", "UNKNOWN", "ERROR"]
-
-
-class HostError(BaseModel):
-    kind: str
-    message: str
 
 
 class EstimateHost(BaseModel):

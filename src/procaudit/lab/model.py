@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from procaudit.facts import AUDIT_KEY as AUDIT_KEY
+from procaudit.facts import CMDLINE_VALUE as CMDLINE_VALUE
+from procaudit.facts import EVENTLOG_POLICY_KEY as EVENTLOG_POLICY_KEY
+from procaudit.facts import FORCE_VALUE as FORCE_VALUE
+from procaudit.facts import LSA_KEY as LSA_KEY
 from procaudit.parsers.auditpol import legacy_category_subcategories
 
 PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
@@ -33,12 +38,8 @@ DETAILED_TRACKING = (
 )
 LEGACY_CATEGORY_SUBCATEGORIES = {"AuditProcessTracking": DETAILED_TRACKING}
 
-AUDIT_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Audit"
-CMDLINE_VALUE = "ProcessCreationIncludeCmdLine_Enabled"
-LSA_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
-FORCE_VALUE = "SCENoApplyLegacyAuditPolicy"
-# "Specify the maximum log file size (KB)" (Event Log ADMX): when set, the Event Log service uses it.
-EVENTLOG_POLICY_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\EventLog\Security"
+# The registry keys and values the model keeps are the names procaudit.facts reads (imported above; "Specify
+# the maximum log file size (KB)" of the Event Log ADMX is EVENTLOG_POLICY_KEY's MaxSize).
 
 DEFAULT_SECURITY_SDDL = "O:BAG:SYD:(A;;0xf0005;;;SY)(A;;0x5;;;BA)(A;;0x1;;;S-1-5-32-573)"
 

@@ -43,8 +43,6 @@ HostState = Literal[
 ]
 # States a run leaves a host in only when it was stopped in the middle of that host.
 IN_FLIGHT: Final[frozenset[str]] = frozenset({"reading", "journaled", "applying", "applied"})
-# States that mean procaudit may have changed the host.
-TOUCHED: Final[frozenset[str]] = frozenset({"applying", "applied", "verified", "failed", "rolled_back"})
 WaveState = Literal["pending", "running", "verifying", "soaking", "passed", "stopped", "rolled_back"]
 Strategy = Literal["direct", "gpo"]
 
@@ -151,8 +149,6 @@ class WaveEntry(BaseModel):
     soak_started: datetime | None = None
     soak_ended: datetime | None = None
     gate: GateDecision | None = None
-    group: str | None = None
-    """GPO strategy: the wave's AD group."""
 
 
 LinkState = Literal["absent", "disabled", "enabled"]

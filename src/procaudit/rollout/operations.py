@@ -45,7 +45,6 @@ FORCE_ITEM: Final = f"registry:{FORCE_VALUE}"
 CMDLINE_ITEM: Final = f"registry:{CMDLINE_VALUE}"
 LOG_SIZE_ITEM: Final = "security_log:max_size"
 PROCESS_CREATION_ITEM: Final = f"audit:{PROCESS_CREATION_GUID}"
-REGISTRY_NAMES: Final = (FORCE_VALUE, CMDLINE_VALUE)
 
 # wevtutil and the Event Log service keep the maximum size in 64 KiB steps; a requested size is rounded up.
 LOG_SIZE_STEP: Final = 64 * 1024
