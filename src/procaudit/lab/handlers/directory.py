@@ -18,7 +18,7 @@ from lxml import etree
 from procaudit.errors import ParseError
 from procaudit.gpo.payload import PAYLOAD_FILES, normalize_relative, read_payload
 from procaudit.lab.directory import AUTHENTICATED_USERS_SID, CmdletError, Directory, LabGpo, directory_of
-from procaudit.lab.handlers.deploy import ParameterError, as_list, mandatory, validate_pattern, what_if
+from procaudit.lab.handlers.common import BindingError, as_list, mandatory, validate_pattern, validate_set, what_if
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
 
@@ -55,7 +55,7 @@ def _run(ctx: HandlerContext, run: ScriptRun, first_cmdlet: str, body: Any) -> S
         directory = _dc(ctx, first_cmdlet)
         with ctx.world.lock:
             document = body(directory, run)
-    except (CmdletError, ParameterError) as exc:
+    except (CmdletError, BindingError) as exc:
         return ScriptOutcome(failure=str(exc))
     return ScriptOutcome(output=[ps_json(document)])
 
@@ -71,17 +71,6 @@ def _permissions(gpo: LabGpo) -> list[dict[str, Any]]:
         }
         for p in gpo.permissions
     ]
-
-
-def _validate_set(name: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:
-    for value in values:
-        if not any(str(value).lower() == a.lower() for a in allowed):
-            raise ParameterError(
-                f"Cannot validate argument on parameter '{name}'. The argument \"{value}\" does not belong to the set "
-                f'"{",".join(allowed)}" specified by the ValidateSet attribute. Supply an argument that is in the set '
-                "and then try the command again."
-            )
-    return [next(a for a in allowed if a.lower() == str(v).lower()) for v in values]
 
 
 # --- Get-ProcAuditGpoState ------------------------------------------------------------------------------------
@@ -159,7 +148,7 @@ def _get_state(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
 def _import(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     backup_id = validate_pattern("BackupId", [mandatory(run, "BackupId")], BACKUP_ID)[0]
     target_name = str(mandatory(run, "TargetName"))
-    paths = _validate_set("RelativePath", as_list(mandatory(run, "RelativePath")), RELATIVE_PATHS)
+    paths = validate_set("RelativePath", as_list(mandatory(run, "RelativePath")), RELATIVE_PATHS)
     contents = [str(c) for c in as_list(mandatory(run, "ContentBase64"))]
     digests = validate_pattern("Sha256", as_list(mandatory(run, "Sha256")), r"^[0-9a-f]{64}$")
     if not len(paths) == len(contents) == len(digests):
@@ -227,7 +216,7 @@ def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     gpo = directory.require_gpo(str(mandatory(run, "GpoName")))
     group_name = validate_pattern("GroupName", [mandatory(run, "GroupName")], GROUP)[0]
     path = str(run.parameters.get("GroupPath") or "") or None
-    everyone = _validate_set(
+    everyone = validate_set(
         "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply", "None")
     )[0]
     remove = bool(run.parameters.get("Remove"))
