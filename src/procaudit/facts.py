@@ -286,6 +286,11 @@ class SourcedSetting(_Facts):
     def label(self) -> str:
         return f"'{self.gpo_name}'" if self.gpo_name else (self.gpo_id or "an unnamed GPO")
 
+    @property
+    def where(self) -> str:
+        """``the local Group Policy`` or ``GPO 'name'``, for messages."""
+        return "the local Group Policy" if self.gpo_id == "LocalGPO" else f"GPO {self.label}"
+
 
 class PolicySourceFacts(_Facts):
     """Which GPO (from the RSoP, ``gpresult /scope computer /x``) sets each setting, if any."""
@@ -516,3 +521,46 @@ def _policy(text: str) -> PolicySourceFacts:
         ),
         repaired=sources.repaired,
     )
+
+
+# --- legacy category policy ---------------------------------------------------------------------------------
+
+FORCE_ABSENT_ENABLED: Final = True
+"""SCENoApplyLegacyAuditPolicy absent: its effective default is Enabled on Vista / Server 2008 and later, on DCs,
+member servers and clients (../shared/reference/gpo_audit.md §3.2, after Microsoft's reference page of "Audit:
+Force audit policy subcategory settings ..."). Baselines still set it explicitly, and so does deploy."""
+
+
+def force_in_effect(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_ENABLED) -> bool:
+    """Whether subcategory settings win over legacy category policy on this host (the force flag is in effect)."""
+    value = facts.registry.force_subcategory
+    return value == 1 or (value is None and absent_enabled)
+
+
+class LegacyPolicy(BaseModel):
+    """A legacy "Audit process tracking" category policy that overwrites Process Creation at each refresh."""
+
+    where: str
+    """``GPO 'name'`` or ``the local security policy``."""
+    value: int | None
+    """The category's setting: 0 none, 1 success, 2 failure, 3 both (``None``: the RSoP does not say)."""
+    gpo: SourcedSetting | None = None
+
+
+def legacy_in_the_way(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_ENABLED) -> LegacyPolicy | None:
+    """The legacy category policy that applies over Process Creation, or ``None`` (the force flag is in effect,
+    or no legacy policy defines "Audit process tracking").
+
+    A GPO that defines the category (the RSoP names it) is in the way whatever its value: the category value
+    replaces the subcategory's at every refresh. Without one, a non-zero category in the local security policy
+    (``secedit /export``) is in the way; a zero there is what every host lists for an undefined category.
+    """
+    if force_in_effect(facts, absent_enabled=absent_enabled):
+        return None
+    gpo = facts.policy.legacy_process_tracking if facts.policy else None
+    if gpo is not None:
+        return LegacyPolicy(where=gpo.where, value=gpo.value, gpo=gpo)
+    local = facts.legacy.process_tracking if facts.legacy else None
+    if local:
+        return LegacyPolicy(where="the local security policy", value=local)
+    return None

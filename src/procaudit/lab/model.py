@@ -4,8 +4,9 @@ What is modelled (facts from ../shared/reference/gpo_audit.md and DESIGN.md):
 
 * Audit policy as LSA holds it (``auditpol /backup``), the advanced policy delivered by local or domain
   policy (audit.csv), the legacy category policy (``[Event Audit]``) and ``SCENoApplyLegacyAuditPolicy``.
-  At each policy refresh the advanced policy is applied, then - unless the force flag is 1 - the legacy
-  category setting overwrites every subcategory of its category.
+  At each policy refresh the advanced policy is applied, then - where the force flag is 0 - the legacy
+  category setting overwrites every subcategory of its category. An absent flag counts as Enabled, its
+  effective default since Vista / Server 2008 (gpo_audit.md §3.2; UNVERIFIED on a real host, see the live case).
 * The registry values we read and write, and which of them a domain GPO owns (a refresh puts them back).
 * The Security log: size, retention, channel ACL, and a generator of process-creation activity.
 * OS identity and hotfixes, services (SCOM HealthService, Sysmon), Event Log Readers membership.
@@ -192,7 +193,7 @@ class LabHost:
                 self.policy.lsa[guid] = setting.value
             for (key, value_name), setting in self.policy.domain_registry.items():
                 self.registry.setdefault(key, {})[value_name] = setting.value
-            if self.force_subcategory() != 1:
+            if self.force_subcategory() == 0:
                 for category, value in self.policy.legacy.items():
                     # Every legacy category overwrites all its subcategories (MS-GPSB 3.2.5.6).
                     for guid in LEGACY_CATEGORY_SUBCATEGORIES.get(category) or legacy_category_subcategories(category):

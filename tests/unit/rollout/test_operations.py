@@ -60,6 +60,7 @@ def test_failure_auditing_is_kept() -> None:
 
 def test_legacy_categories_are_carried_over_before_the_force_flag() -> None:
     host = lab_host("fresh-2019")
+    host.registry[LSA_KEY][FORCE_VALUE] = 0  # disabled (absent would count as its default, Enabled)
     host.policy.legacy = {"AuditProcessTracking": 3, "AuditLogonEvents": 1, "AuditSystemEvents": 0}
     host.refresh_policy()  # the legacy categories are what LSA holds now
     host.policy.lsa[LOGON_GUIDS[0]] = 0  # someone changed one subcategory since: it gets the legacy value back
