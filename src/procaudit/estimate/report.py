@@ -168,7 +168,13 @@ def estimate(
     """Measure every host (in parallel) and build the report. ``groups`` maps host -> inventory groups."""
 
     def job(connector: Connector) -> Measurement:
-        return measure_host(connector, settings.window_hours, settings.sample_seconds, settings.size_sample)
+        return measure_host(
+            connector,
+            settings.window_hours,
+            settings.sample_seconds,
+            settings.size_sample,
+            max_records=settings.max_records,
+        )
 
     result = run_on_hosts(targets, job, connect, workers=workers, on_done=on_done)
     hosts = [_host(o, settings, (groups or {}).get(o.target.name, [])) for o in result.outcomes]

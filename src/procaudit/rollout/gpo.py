@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from pydantic import BaseModel, BeforeValidator, Field
 
 from procaudit.errors import ParseError, RemoteScriptError, TransportError, UserInputError
-from procaudit.facts import HostFacts
+from procaudit.facts import HostFacts, legacy_in_the_way
 from procaudit.fanout import ConnectorFactory, run_on_hosts
 from procaudit.gpo.payload import PAYLOAD_FILES, GpoPayload, decode_files, normalize_relative, read_payload
 from procaudit.gpo.render import GpoIds, render_gpo_backup
@@ -397,7 +397,7 @@ def gpo_changes(
                     "precedence over one linked to the domain; the check after the refresh tells which wins"
                 )
     notes.extend(os_notes(facts))
-    if facts.legacy is not None and any(v for v in facts.legacy.categories.values()):
+    if legacy_in_the_way(facts) is not None:
         notes.append(
             "legacy category auditing is configured: once the GPO forces subcategory settings, the subcategories "
             "keep the values the legacy policy last applied"

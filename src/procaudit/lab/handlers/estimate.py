@@ -55,6 +55,8 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     try:
         window = optional_int(run, "WindowHours", 168, 1, 8784)
         sample_count = optional_int(run, "SizeSampleCount", 200, 1, 5000)
+        max_records = optional_int(run, "MaxRecords", 20000000, 1000, 1000000000)
+        optional_int(run, "TimeBudgetSeconds", 900, 10, 86400)  # the lab reads at once: never reached
     except BindingError as exc:
         return ScriptOutcome(failure=str(exc))
     start = now - timedelta(hours=window)
@@ -79,6 +81,20 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     total = sum(counts)
     first = _first_event(rows, start, oldest) if source else None
     last = _last_event(rows, now) if source else None
+    truncated = total > max_records
+    if truncated:
+        # The script reads newest first and stops at MaxRecords: older hours are not counted, and in the hour
+        # where it stopped only the newest records are (spread evenly over the hour, as the lab lays them).
+        kept, left = [0] * buckets, max_records
+        for index in range(buckets - 1, -1, -1):
+            take = min(counts[index], left)
+            kept[index], left = take, left - take
+            if left == 0:
+                hour_start = (first_hour + index) * 3600
+                share = take / counts[index] if counts[index] else 1.0
+                first = datetime.fromtimestamp(hour_start + 3600 * (1 - share), UTC)
+                break
+        counts, total = kept, max_records
     process_total = total if source == "Security/4688" else 0
     size = eventlog.size_sample(host, now, sample_count, process_total)
     log = host.security_log
@@ -94,6 +110,9 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
         "FirstEventUtc": _seconds(first) if first else None,
         "LastEventUtc": _seconds(last) if last else None,
         "SourceLogOldestUtc": _seconds(oldest),
+        "Truncated": truncated,
+        "TruncatedBy": "MaxRecords" if truncated else None,
+        "CountedFromUtc": _seconds(first) if truncated and first else None,
         "SecurityLog": {
             "MaximumSizeInBytes": log.max_size,
             "LogMode": _LOG_MODES[log.retention],
