@@ -167,3 +167,17 @@ def test_an_existing_gpo_with_other_settings_is_taken_over_only_when_asked(tmp_p
         # The GPO was linked and filtered before this journal: its rollback leaves all of that in place.
         assert links(session, mine) == {SERVERS: True, WORKSTATIONS: True}
         assert everyone(mine) == "GpoRead"
+
+
+def test_an_existing_gpo_whose_payload_cannot_be_read_is_refused_not_a_crash(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        assert deploy(session, tmp_path / "first.json", gpo_options(session)) == 0
+        mine = ours(session)
+        # Someone broke the GPO's registry.pol in SYSVOL: procaudit cannot tell its settings.
+        assert any(k.lower().endswith("registry.pol") for k in mine.files)
+        mine.files = {
+            k: b"PReg\x01\x00\x00\x00[garbage" if k.lower().endswith("registry.pol") else v
+            for k, v in mine.files.items()
+        }
+        with pytest.raises(GpoTakeOverError, match="other settings"):
+            deploy(session, tmp_path / "second.json", gpo_options(session))
