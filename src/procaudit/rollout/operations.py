@@ -31,7 +31,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from procaudit.facts import CMDLINE_VALUE, FORCE_VALUE, HostFacts, SourcedSetting
+from procaudit.facts import CMDLINE_VALUE, FORCE_VALUE, HostFacts, SourcedSetting, force_in_effect
 from procaudit.parsers.auditpol import (
     LEGACY_CATEGORIES,
     PROCESS_CREATION_GUID,
@@ -244,7 +244,9 @@ def direct_changes(facts: HostFacts, desired: DesiredState, *, force_local: bool
                 reason=f"the audit policy could not be read ({why})",
             )
         )
-    elif force_needed and not force_refused:
+    elif force_needed and not force_refused and not force_in_effect(facts):
+        # The legacy categories apply now (the flag is 0): carry them over so forcing loses no auditing. Where the
+        # flag is absent its default (Enabled) is in effect already and the subcategories hold their own values.
         legacy = facts.legacy
         if legacy is None:
             why = facts.problems.get("legacy", "secedit returned nothing")
