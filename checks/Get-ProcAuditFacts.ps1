@@ -33,10 +33,21 @@ $errors = @{}
 $system32 = [Environment]::SystemDirectory
 $tempBase = Join-Path ([System.IO.Path]::GetTempPath()) ('procaudit-' + [guid]::NewGuid().ToString('N'))
 
+function Invoke-Native([string]$Exe, [string[]]$Arguments) {
+    # Windows PowerShell 5.1 wraps each stderr line of a native command redirected with 2>&1 in an ErrorRecord;
+    # under 'Stop' the first one would end the script before the exit code is known. Capture under 'Continue'
+    # (local to this function) and judge by the exit code; stderr lines come back as plain text.
+    $ErrorActionPreference = 'Continue'
+    $lines = @(& (Join-Path $system32 $Exe) @Arguments 2>&1)
+    $code = $LASTEXITCODE
+    $text = @($lines | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { $_.Exception.Message } else { [string]$_ } }) -join "`n"
+    return [pscustomobject]@{ ExitCode = $code; Output = $text }
+}
+
 function Get-NativeFileText([string]$Exe, [string[]]$Arguments, [string]$OutFile) {
     try {
-        $null = & (Join-Path $system32 $Exe) @Arguments 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "$Exe exited with code $LASTEXITCODE" }
+        $run = Invoke-Native $Exe $Arguments
+        if ($run.ExitCode -ne 0) { throw "$Exe exited with code $($run.ExitCode): $($run.Output)" }
         return [System.IO.File]::ReadAllText($OutFile)
     } finally {
         if (Test-Path -LiteralPath $OutFile) { Remove-Item -LiteralPath $OutFile -Force }
@@ -86,9 +97,9 @@ $registry = foreach ($entry in @(
 
 $channel = $null
 try {
-    $out = & (Join-Path $system32 'wevtutil.exe') 'gl' 'Security' 2>&1
-    if ($LASTEXITCODE -ne 0) { throw "wevtutil.exe exited with code $LASTEXITCODE" }
-    $channel = @($out) -join "`n"
+    $run = Invoke-Native 'wevtutil.exe' @('gl', 'Security')
+    if ($run.ExitCode -ne 0) { throw "wevtutil.exe exited with code $($run.ExitCode): $($run.Output)" }
+    $channel = $run.Output
 } catch { $errors['SecurityChannel'] = $_.Exception.Message }
 
 $securityLog = $null

@@ -4,10 +4,12 @@
 
 .DESCRIPTION
     Read-only; runs on a domain controller (GroupPolicy and ActiveDirectory modules). Returns the domain,
-    the GPO named GpoName if it exists (its id, versions, its permissions, and its payload files read from
-    SYSVOL as base64: registry.pol, audit.csv, GptTmpl.inf), the GPO links of each Target, and whether each
-    group and computer account exists (with the groups' members). procaudit compares the GPO's payload with
-    the one it would import: the same settings mean no import.
+    the GPO named GpoName if it exists (its id, versions, its permissions with each trustee's SID - Authenticated
+    Users is S-1-5-11 in every language - and its payload files as base64: registry.pol, audit.csv,
+    GptTmpl.inf), the GPO links of each Target, and whether each group and computer account exists (with the
+    groups' members). The payload files are read from the PDC emulator's SYSVOL; a file that cannot be read for
+    another reason than being absent stops the script with the real error. procaudit compares the GPO's payload
+    with the one it would import: the same settings mean no import.
 
 .PARAMETER GpoName
     Display name of the procaudit GPO.
@@ -36,21 +38,30 @@ $ErrorActionPreference = 'Stop'
 
 $domain = Get-ADDomain
 $dnsRoot = $domain.DNSRoot
+$pdc = $domain.PDCEmulator
 
 $gpo = $null
 $found = @(Get-GPO -All -Domain $dnsRoot | Where-Object { $_.DisplayName -eq $GpoName })
 if ($found.Count -gt 1) { throw "$($found.Count) GPOs are named '$GpoName'; rename all but one" }
 if ($found.Count -eq 1) {
     $current = $found[0]
-    $machine = "\\$dnsRoot\SYSVOL\$dnsRoot\Policies\{$($current.Id)}\Machine"
+    # SYSVOL of the PDC emulator: the GroupPolicy cmdlets write there, and another DC may not have replicated yet.
+    $machine = "\\$pdc\SYSVOL\$dnsRoot\Policies\{$($current.Id)}\Machine"
     $files = foreach ($relative in @('registry.pol', 'microsoft\windows nt\Audit\audit.csv', 'microsoft\windows nt\SecEdit\GptTmpl.inf')) {
         $path = Join-Path $machine $relative
-        if (Test-Path -LiteralPath $path) {
-            [pscustomobject]@{ RelativePath = $relative; ContentBase64 = [Convert]::ToBase64String([System.IO.File]::ReadAllBytes($path)) }
+        $bytes = $null
+        try {
+            $bytes = [System.IO.File]::ReadAllBytes($path)
+        } catch [System.IO.FileNotFoundException], [System.IO.DirectoryNotFoundException] {
+            $bytes = $null  # the GPO sets nothing of that kind; any other error (access denied ...) stops the script
+        }
+        if ($null -ne $bytes) {
+            [pscustomobject]@{ RelativePath = $relative; ContentBase64 = [Convert]::ToBase64String($bytes) }
         }
     }
     $permissions = @(Get-GPPermission -Guid $current.Id -All -DomainName $dnsRoot | Select-Object -Property @(
             @{ n = 'Trustee'; e = { $_.Trustee.Name } },
+            @{ n = 'TrusteeSid'; e = { if ($_.Trustee.Sid) { $_.Trustee.Sid.Value } else { $null } } },
             @{ n = 'TrusteeType'; e = { $_.Trustee.SidType.ToString() } },
             @{ n = 'Permission'; e = { $_.Permission.ToString() } },
             @{ n = 'Inherited'; e = { [bool]$_.Inherited } }))

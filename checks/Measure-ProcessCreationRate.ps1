@@ -11,8 +11,10 @@
       Security 4688            process creation is audited already (the real thing);
       Sysmon/Operational 1     Sysmon runs and logs process creation;
       Security 4689            process termination is audited (exits match starts over a day or more).
-    Records are read with EventLogReader and an XPath filter on EventID and TimeCreated, one at a time, and
-    only their hour is kept. Get-WinEvent would wrap every record in a PowerShell object with its rendered
+    Records are read with EventLogReader and an XPath filter on EventID and TimeCreated, newest first, one at
+    a time, and only their hour is kept. Counting stops after MaxRecords records or TimeBudgetSeconds: then
+    Truncated is true, TruncatedBy says which bound, and CountedFromUtc is the oldest record counted (the counts
+    cover CountedFromUtc to now, not the whole window). Get-WinEvent would wrap every record in a PowerShell object with its rendered
     message, which a million records cannot afford.
 
     Record size: the rendered XML length of the newest SizeSampleCount 4688 records and of the newest
@@ -28,9 +30,16 @@
 .PARAMETER SizeSampleCount
     How many of the newest records to read for the size measurement.
 
+.PARAMETER MaxRecords
+    Stop counting after this many records of the source (newest first).
+
+.PARAMETER TimeBudgetSeconds
+    Stop counting after this many seconds, so that a huge log returns partial counts within the caller's
+    deadline instead of none.
+
 .OUTPUTS
     One JSON document: NowUtc, UtcOffsetMinutes, ProductType, TerminalServerMode, FirstHour, Source, Counts,
-    Total, FirstEventUtc, LastEventUtc, SourceLogOldestUtc, SecurityLog (MaximumSizeInBytes, LogMode,
+    Total, FirstEventUtc, LastEventUtc, SourceLogOldestUtc, Truncated, TruncatedBy, CountedFromUtc, SecurityLog (MaximumSizeInBytes, LogMode,
     FileSize, RecordCount, OldestRecordUtc) and SizeSample (ProcessRecords, ProcessXmlChars, WithCommandLine,
     OtherRecords, OtherXmlChars). Times are seconds since 1970-01-01 UTC; FirstHour is hours since then and
     Counts[i] counts the hour FirstHour + i (the first and the last hour are partial).
@@ -41,7 +50,13 @@ param(
     [int]$WindowHours = 168,
 
     [ValidateRange(1, 5000)]
-    [int]$SizeSampleCount = 200
+    [int]$SizeSampleCount = 200,
+
+    [ValidateRange(1000, 1000000000)]
+    [long]$MaxRecords = 20000000,
+
+    [ValidateRange(10, 86400)]
+    [int]$TimeBudgetSeconds = 900
 )
 
 $ErrorActionPreference = 'Stop'
@@ -53,6 +68,7 @@ $firstHour = [long][Math]::Floor(($nowSeconds - [long]$WindowHours * 3600) / 360
 $buckets = [int]([Math]::Floor($nowSeconds / 3600) - $firstHour + 1)
 $windowMilliseconds = [long]$WindowHours * 3600000
 $sysmonLog = 'Microsoft-Windows-Sysmon/Operational'
+$watch = [System.Diagnostics.Stopwatch]::StartNew()
 
 function New-Reader {
     param([string]$LogName, [string]$XPath, [bool]$Newest)
@@ -67,8 +83,9 @@ function Measure-HourlyCount {
     $total = [long]0
     $first = $null
     $last = $null
+    $truncatedBy = $null
     $xpath = "*[System[(EventID=$EventId) and TimeCreated[timediff(@SystemTime) <= $windowMilliseconds]]]"
-    $reader = New-Reader -LogName $LogName -XPath $xpath -Newest $false
+    $reader = New-Reader -LogName $LogName -XPath $xpath -Newest $true
     try {
         for ($record = $reader.ReadEvent(); $null -ne $record; $record = $reader.ReadEvent()) {
             $seconds = [long][Math]::Floor(($record.TimeCreated.ToUniversalTime() - $epoch).TotalSeconds)
@@ -77,14 +94,16 @@ function Measure-HourlyCount {
             if ($index -ge 0 -and $index -lt $buckets) {
                 $counts[$index]++
                 $total++
-                if ($null -eq $first) { $first = $seconds }
-                $last = $seconds
+                if ($null -eq $last) { $last = $seconds }
+                $first = $seconds
             }
+            if ($total -ge $MaxRecords) { $truncatedBy = 'MaxRecords'; break }
+            if (($total % 1000) -eq 0 -and $watch.Elapsed.TotalSeconds -ge $TimeBudgetSeconds) { $truncatedBy = 'TimeBudget'; break }
         }
     } finally {
         $reader.Dispose()
     }
-    [pscustomobject]@{ Counts = $counts; Total = $total; First = $first; Last = $last }
+    [pscustomobject]@{ Counts = $counts; Total = $total; First = $first; Last = $last; TruncatedBy = $truncatedBy }
 }
 
 function Get-OldestRecordUtc {
@@ -179,11 +198,13 @@ $counts = @()
 $total = [long]0
 $firstEvent = $null
 $lastEvent = $null
+$truncatedBy = $null
 if ($source) {
     $counts = $measured.Counts
     $total = $measured.Total
     $firstEvent = $measured.First
     $lastEvent = $measured.Last
+    $truncatedBy = $measured.TruncatedBy
 }
 
 [pscustomobject]@{
@@ -198,6 +219,9 @@ if ($source) {
     FirstEventUtc      = $firstEvent
     LastEventUtc       = $lastEvent
     SourceLogOldestUtc = $sourceOldest
+    Truncated          = [bool]$truncatedBy
+    TruncatedBy        = $truncatedBy
+    CountedFromUtc     = $(if ($truncatedBy) { $firstEvent } else { $null })
     SecurityLog        = [pscustomobject]@{
         MaximumSizeInBytes = $config.MaximumSizeInBytes
         LogMode            = $config.LogMode.ToString()

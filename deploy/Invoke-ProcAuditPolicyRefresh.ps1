@@ -22,11 +22,24 @@ $klistOutput = $null
 $gpupdateCode = $null
 $gpupdateOutput = $null
 
+function Invoke-Native([string]$Exe, [string[]]$Arguments) {
+    # Windows PowerShell 5.1 wraps each stderr line of a native command redirected with 2>&1 in an ErrorRecord;
+    # under 'Stop' the first one would end the script before the exit code is known. Capture under 'Continue'
+    # (local to this function) and judge by the exit code; stderr lines come back as plain text.
+    $ErrorActionPreference = 'Continue'
+    $lines = @(& (Join-Path $system32 $Exe) @Arguments 2>&1)
+    $code = $LASTEXITCODE
+    $text = @($lines | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { $_.Exception.Message } else { [string]$_ } }) -join "`n"
+    return [pscustomobject]@{ ExitCode = $code; Output = $text }
+}
+
 if ($PSCmdlet.ShouldProcess($env:COMPUTERNAME, 'purge the computer Kerberos tickets and refresh computer policy')) {
-    $klistOutput = @(& (Join-Path $system32 'klist.exe') '-li' '0x3e7' 'purge' 2>&1) -join "`n"
-    $klistCode = $LASTEXITCODE
-    $gpupdateOutput = @(& (Join-Path $system32 'gpupdate.exe') '/target:computer' '/force' 2>&1) -join "`n"
-    $gpupdateCode = $LASTEXITCODE
+    $klist = Invoke-Native 'klist.exe' @('-li', '0x3e7', 'purge')
+    $klistCode = $klist.ExitCode
+    $klistOutput = $klist.Output
+    $gpupdate = Invoke-Native 'gpupdate.exe' @('/target:computer', '/force')
+    $gpupdateCode = $gpupdate.ExitCode
+    $gpupdateOutput = $gpupdate.Output
     if ($gpupdateCode -ne 0) { throw "gpupdate.exe exited with code $gpupdateCode; $gpupdateOutput" }
 }
 

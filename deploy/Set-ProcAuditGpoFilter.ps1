@@ -20,7 +20,8 @@
     Where to create the group (a container or OU distinguished name); empty for the domain's default.
 
 .PARAMETER AuthenticatedUsers
-    The permission Authenticated Users keep: GpoRead (filtering) or GpoApply (everyone, the default of a new GPO).
+    The permission Authenticated Users keep: GpoRead (filtering), GpoApply (everyone, the default of a new GPO),
+    or None (no permission: what a rollback restores where Authenticated Users had none before).
 
 .PARAMETER Remove
     Remove the group's permission instead of granting it.
@@ -36,17 +37,19 @@ param(
     [Parameter(Mandatory = $true)][ValidateLength(1, 255)][string]$GpoName,
     [Parameter(Mandatory = $true)][ValidatePattern('^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$')][string]$GroupName,
     [string]$GroupPath = '',
-    [ValidateSet('GpoRead', 'GpoApply')][string]$AuthenticatedUsers = 'GpoRead',
+    [ValidateSet('GpoRead', 'GpoApply', 'None')][string]$AuthenticatedUsers = 'GpoRead',
     [switch]$Remove,
     [switch]$RemoveGroup
 )
 
 $ErrorActionPreference = 'Stop'
-$everyone = (New-Object System.Security.Principal.SecurityIdentifier('S-1-5-11')).Translate([System.Security.Principal.NTAccount]).Value.Split('\')[-1]
+$everyoneSid = 'S-1-5-11'
+$everyone = (New-Object System.Security.Principal.SecurityIdentifier($everyoneSid)).Translate([System.Security.Principal.NTAccount]).Value.Split('\')[-1]
 
 function Get-Permissions([string]$Name) {
     return @(Get-GPPermission -Name $Name -All | Select-Object -Property @(
             @{ n = 'Trustee'; e = { $_.Trustee.Name } },
+            @{ n = 'TrusteeSid'; e = { if ($_.Trustee.Sid) { $_.Trustee.Sid.Value } else { $null } } },
             @{ n = 'TrusteeType'; e = { $_.Trustee.SidType.ToString() } },
             @{ n = 'Permission'; e = { $_.Permission.ToString() } },
             @{ n = 'Inherited'; e = { [bool]$_.Inherited } }))
@@ -89,8 +92,9 @@ if (-not $Remove) {
     }
 }
 
-$everyoneNow = @($before | Where-Object { $_.Trustee -eq $everyone } | Select-Object -ExpandProperty 'Permission')
-if ($everyoneNow -notcontains $AuthenticatedUsers -and $PSCmdlet.ShouldProcess("GPO '$GpoName'", "set $everyone to $AuthenticatedUsers")) {
+$everyoneNow = @($before | Where-Object { $_.TrusteeSid -eq $everyoneSid } | Select-Object -ExpandProperty 'Permission')
+$everyoneChange = if ($AuthenticatedUsers -eq 'None') { $everyoneNow.Count -gt 0 } else { $everyoneNow -notcontains $AuthenticatedUsers }
+if ($everyoneChange -and $PSCmdlet.ShouldProcess("GPO '$GpoName'", "set $everyone to $AuthenticatedUsers")) {
     $null = Set-GPPermission -Name $GpoName -TargetName $everyone -TargetType Group -PermissionLevel $AuthenticatedUsers -Replace
 }
 

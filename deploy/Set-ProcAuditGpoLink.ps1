@@ -1,11 +1,12 @@
 <#
 .SYNOPSIS
-    Link the procaudit GPO to OUs (enabled), or remove those links.
+    Link the procaudit GPO to OUs (enabled), or remove or disable those links.
 
 .DESCRIPTION
     Runs on a domain controller (GroupPolicy module). For each Target: without -Remove, creates an enabled
     link when there is none and enables a disabled one; an existing enabled link is left as it is. With
-    -Remove, removes the link when there is one. Returns each target's link state before and after:
+    -Remove, removes the link when there is one; with -Disable, disables an enabled link (what a rollback does
+    where the link was disabled before procaudit enabled it). Returns each target's link state before and after:
     absent, enabled or disabled. Links go last in a target's link order (New-GPLink's default).
 
 .PARAMETER GpoName
@@ -17,6 +18,9 @@
 .PARAMETER Remove
     Remove the links instead.
 
+.PARAMETER Disable
+    Disable the links instead (they stay in place).
+
 .OUTPUTS
     One JSON document; procaudit.rollout.gpo.LinkResult describes it.
 #>
@@ -24,7 +28,8 @@
 param(
     [Parameter(Mandatory = $true)][ValidateLength(1, 255)][string]$GpoName,
     [Parameter(Mandatory = $true)][ValidatePattern('^(OU|DC)=')][string[]]$Target,
-    [switch]$Remove
+    [switch]$Remove,
+    [switch]$Disable
 )
 
 $ErrorActionPreference = 'Stop'
@@ -40,7 +45,11 @@ $links = foreach ($dn in $Target) {
     $before = Get-LinkState $dn
     if ($Remove) {
         if ($before -ne 'absent' -and $PSCmdlet.ShouldProcess($dn, "remove the link of GPO '$GpoName'")) {
-            Remove-GPLink -Name $GpoName -Target $dn
+            $null = Remove-GPLink -Name $GpoName -Target $dn
+        }
+    } elseif ($Disable) {
+        if ($before -eq 'enabled' -and $PSCmdlet.ShouldProcess($dn, "disable the link of GPO '$GpoName'")) {
+            $null = Set-GPLink -Name $GpoName -Target $dn -LinkEnabled No
         }
     } elseif ($before -eq 'absent') {
         if ($PSCmdlet.ShouldProcess($dn, "link GPO '$GpoName' (enabled)")) {

@@ -47,11 +47,22 @@ if ($Item.Count -ne $Value.Count) {
 }
 
 function Invoke-Native([string]$Exe, [string[]]$Arguments) {
-    $out = & (Join-Path $system32 $Exe) @Arguments 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        throw ("{0} {1} exited with code {2}; {3}" -f $Exe, ($Arguments -join ' '), $LASTEXITCODE, (@($out) -join ' '))
+    # Windows PowerShell 5.1 wraps each stderr line of a native command redirected with 2>&1 in an ErrorRecord;
+    # under 'Stop' the first one would end the script before the exit code is known. Capture under 'Continue'
+    # (local to this function) and judge by the exit code; stderr lines come back as plain text.
+    $ErrorActionPreference = 'Continue'
+    $lines = @(& (Join-Path $system32 $Exe) @Arguments 2>&1)
+    $code = $LASTEXITCODE
+    $text = @($lines | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { $_.Exception.Message } else { [string]$_ } }) -join "`n"
+    return [pscustomobject]@{ ExitCode = $code; Output = $text }
+}
+
+function Invoke-NativeChecked([string]$Exe, [string[]]$Arguments) {
+    $run = Invoke-Native $Exe $Arguments
+    if ($run.ExitCode -ne 0) {
+        throw ("{0} {1} exited with code {2}; {3}" -f $Exe, ($Arguments -join ' '), $run.ExitCode, $run.Output)
     }
-    return @($out)
+    return $run.Output
 }
 
 $applied = @()
@@ -65,7 +76,7 @@ for ($i = 0; $i -lt $Item.Count; $i++) {
         if ($number -band 1) { $success = 'enable' }
         if ($number -band 2) { $failure = 'enable' }
         if ($PSCmdlet.ShouldProcess("audit subcategory $($parts[1])", "auditpol /set /success:$success /failure:$failure")) {
-            $null = Invoke-Native 'auditpol.exe' @("/set", "/subcategory:$($parts[1])", "/success:$success", "/failure:$failure")
+            $null = Invoke-NativeChecked 'auditpol.exe' @("/set", "/subcategory:$($parts[1])", "/success:$success", "/failure:$failure")
             $applied += $Item[$i]
         }
     } elseif ($parts[0] -eq 'Registry') {
@@ -87,7 +98,7 @@ for ($i = 0; $i -lt $Item.Count; $i++) {
         if ($number -lt 1024) { throw "SecurityLogMaxSizeKB must be at least 1024 (1 MB), not $number" }
         $bytes = [long]$number * 1024
         if ($PSCmdlet.ShouldProcess('Security event log', "set the maximum size to $bytes bytes")) {
-            $null = Invoke-Native 'wevtutil.exe' @('sl', 'Security', "/ms:$bytes")
+            $null = Invoke-NativeChecked 'wevtutil.exe' @('sl', 'Security', "/ms:$bytes")
             $applied += $Item[$i]
         }
     }
@@ -95,7 +106,7 @@ for ($i = 0; $i -lt $Item.Count; $i++) {
 
 $tempFile = Join-Path ([System.IO.Path]::GetTempPath()) ('procaudit-' + [guid]::NewGuid().ToString('N') + '-audit.csv')
 try {
-    $null = Invoke-Native 'auditpol.exe' @('/backup', "/file:$tempFile")
+    $null = Invoke-NativeChecked 'auditpol.exe' @('/backup', "/file:$tempFile")
     $auditCsv = [System.IO.File]::ReadAllText($tempFile)
 } finally {
     if (Test-Path -LiteralPath $tempFile) { Remove-Item -LiteralPath $tempFile -Force }
@@ -114,7 +125,7 @@ $registry = foreach ($name in @('ProcessCreationIncludeCmdLine_Enabled', 'SCENoA
     [pscustomobject]@{ Key = "HKLM\$path"; Name = $name; Value = $data; Kind = $kind }
 }
 
-$channel = @(Invoke-Native 'wevtutil.exe' @('gl', 'Security')) -join "`n"
+$channel = Invoke-NativeChecked 'wevtutil.exe' @('gl', 'Security')
 
 [pscustomobject]@{
     ComputerName    = $env:COMPUTERNAME

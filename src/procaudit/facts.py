@@ -31,7 +31,7 @@ from procaudit.parsers.gpresult import (
     parse_policy_xml,
 )
 from procaudit.parsers.osinfo import OsFacts, os_facts
-from procaudit.parsers.sddl import Principal, extra_readers, principal, readers
+from procaudit.parsers.sddl import Principal, extra_readers, readers
 from procaudit.parsers.secedit import parse_security_template
 from procaudit.parsers.wevtutil import parse_wevtutil_gl
 from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
@@ -43,7 +43,6 @@ CMDLINE_VALUE: Final = "ProcessCreationIncludeCmdLine_Enabled"
 LSA_KEY: Final = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
 FORCE_VALUE: Final = "SCENoApplyLegacyAuditPolicy"
 EVENTLOG_POLICY_KEY: Final = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\EventLog\Security"
-EVENT_LOG_READERS_SID: Final = "S-1-5-32-573"
 
 # The Administrative Template policies the probe keeps from gpresult. GPMC writes their names in the host's
 # language; these are the English ones, so on other locales the ADMX policy is not found (the registry
@@ -287,6 +286,11 @@ class SourcedSetting(_Facts):
     def label(self) -> str:
         return f"'{self.gpo_name}'" if self.gpo_name else (self.gpo_id or "an unnamed GPO")
 
+    @property
+    def where(self) -> str:
+        """``the local Group Policy`` or ``GPO 'name'``, for messages."""
+        return "the local Group Policy" if self.gpo_id == "LocalGPO" else f"GPO {self.label}"
+
 
 class PolicySourceFacts(_Facts):
     """Which GPO (from the RSoP, ``gpresult /scope computer /x``) sets each setting, if any."""
@@ -342,7 +346,8 @@ _SECTIONS: Final = {
 _T = TypeVar("_T")
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_utc(text: str | None) -> datetime | None:
+    """An ISO 8601 time as the scripts write it; one without an offset is UTC. ``None`` when absent or unreadable."""
     if not text:
         return None
     try:
@@ -392,7 +397,7 @@ def facts_from_probe(result: ProbeResult, host: str | None = None) -> HostFacts:
         start_mode=result.health_service.start_mode if result.health_service else None,
         management_groups=tuple(result.management_groups),
     )
-    collected = _time(result.collected_at)
+    collected = parse_utc(result.collected_at)
     if collected is None:
         problems["collected_at"] = f"CollectedAt {result.collected_at!r} is not an ISO 8601 time"
     return HostFacts(
@@ -443,7 +448,7 @@ def _security_log(channel_text: str | None, stats: ProbeSecurityLog | None) -> S
         channel_access=channel.channel_access if channel else None,
         file_size=stats.file_size if stats else None,
         record_count=stats.record_count if stats else None,
-        oldest_record=_time(stats.oldest_record_time) if stats else None,
+        oldest_record=parse_utc(stats.oldest_record_time) if stats else None,
         is_full=stats.is_log_full if stats else None,
     )
 
@@ -469,8 +474,8 @@ def _events(raw: ProbeEvents | None) -> EventFacts | None:
         max_events=raw.max_events,
         sampled=raw.sampled,
         with_command_line=min(raw.with_command_line, raw.sampled),
-        newest=_time(raw.newest_time),
-        oldest=_time(raw.oldest_time),
+        newest=parse_utc(raw.newest_time),
+        oldest=parse_utc(raw.oldest_time),
     )
 
 
@@ -518,6 +523,44 @@ def _policy(text: str) -> PolicySourceFacts:
     )
 
 
-def event_log_readers_group() -> Principal:
-    """BUILTIN\\Event Log Readers, the group the default Security channel ACL lets read."""
-    return principal(EVENT_LOG_READERS_SID)
+# --- legacy category policy ---------------------------------------------------------------------------------
+
+FORCE_ABSENT_ENABLED: Final = True
+"""SCENoApplyLegacyAuditPolicy absent: its effective default is Enabled on Vista / Server 2008 and later, on DCs,
+member servers and clients (../shared/reference/gpo_audit.md §3.2, after Microsoft's reference page of "Audit:
+Force audit policy subcategory settings ..."). Baselines still set it explicitly, and so does deploy."""
+
+
+def force_in_effect(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_ENABLED) -> bool:
+    """Whether subcategory settings win over legacy category policy on this host (the force flag is in effect)."""
+    value = facts.registry.force_subcategory
+    return value == 1 or (value is None and absent_enabled)
+
+
+class LegacyPolicy(BaseModel):
+    """A legacy "Audit process tracking" category policy that overwrites Process Creation at each refresh."""
+
+    where: str
+    """``GPO 'name'`` or ``the local security policy``."""
+    value: int | None
+    """The category's setting: 0 none, 1 success, 2 failure, 3 both (``None``: the RSoP does not say)."""
+    gpo: SourcedSetting | None = None
+
+
+def legacy_in_the_way(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_ENABLED) -> LegacyPolicy | None:
+    """The legacy category policy that applies over Process Creation, or ``None`` (the force flag is in effect,
+    or no legacy policy defines "Audit process tracking").
+
+    A GPO that defines the category (the RSoP names it) is in the way whatever its value: the category value
+    replaces the subcategory's at every refresh. Without one, a non-zero category in the local security policy
+    (``secedit /export``) is in the way; a zero there is what every host lists for an undefined category.
+    """
+    if force_in_effect(facts, absent_enabled=absent_enabled):
+        return None
+    gpo = facts.policy.legacy_process_tracking if facts.policy else None
+    if gpo is not None:
+        return LegacyPolicy(where=gpo.where, value=gpo.value, gpo=gpo)
+    local = facts.legacy.process_tracking if facts.legacy else None
+    if local:
+        return LegacyPolicy(where="the local security policy", value=local)
+    return None

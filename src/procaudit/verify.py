@@ -24,13 +24,12 @@ from typing import Final
 
 from pydantic import BaseModel, Field
 
+from procaudit.facts import parse_utc
 from procaudit.fanout import ConnectorFactory, HostOutcome, run_on_hosts
 from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
 from procaudit.report.redact import redact_command_line
 from procaudit.transport.base import Connector, HostTarget
 
-MARKER_PREFIX: Final = "procaudit-verify-"
-MARKER_ARGUMENTS: Final = "/d /c rem " + MARKER_PREFIX + "{nonce}"
 # What the script needs beyond the poll itself: starting the marker, one last read, the JSON document.
 _DEADLINE_MARGIN_SECONDS: Final = 30.0
 
@@ -137,16 +136,6 @@ class VerifyReport(BaseModel):
         return self.model_dump_json(indent=2, by_alias=True)
 
 
-def _time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def judge(result: VerifyResult) -> tuple[VerifyStatus, str, str, float | None]:
     """(status, reason, detail, latency in ms) for one host's script result."""
     event = result.event
@@ -158,8 +147,8 @@ def judge(result: VerifyResult) -> tuple[VerifyStatus, str, str, float | None]:
             "process creation auditing is not effective",
             None,
         )
-    started = _time(result.marker_started_at)
-    logged = _time(event.time_created)
+    started = parse_utc(result.marker_started_at)
+    logged = parse_utc(event.time_created)
     latency = max(0.0, (logged - started).total_seconds() * 1000) if started and logged else None
     if result.command_line_has_marker:
         shown = f"{latency:.0f} ms" if latency is not None else "unknown latency"
@@ -212,7 +201,7 @@ def _host(outcome: HostOutcome[VerifyResult], show_command_lines: bool) -> Verif
     if result.event is not None:
         raw = result.event.command_line
         event = VerifyEvent(
-            time=_time(result.event.time_created),
+            time=parse_utc(result.event.time_created),
             record_id=result.event.record_id,
             version=result.event.version,
             new_process_name=result.event.new_process_name,

@@ -40,7 +40,8 @@ CHECKS = (
 # What each profile's state means, check by check (columns in CHECKS order), and the host's status.
 EXPECTED: dict[str, tuple[HostStatus, tuple[Status, ...]]] = {
     "ready": (HostStatus.READY, (P, P, P, P, P, P, P, P, P, P)),
-    "fresh-2019": (HostStatus.NOT_READY, (F, W, F, P, F, P, P, F, F, P)),
+    # SCENoApplyLegacyAuditPolicy absent: its effective default is Enabled (gpo_audit.md §3.2), so it passes.
+    "fresh-2019": (HostStatus.NOT_READY, (F, P, F, P, F, P, P, F, F, P)),
     "cmdline-off": (HostStatus.NOT_READY, (P, P, F, P, P, P, P, F, P, P)),
     "legacy-override": (HostStatus.NOT_READY, (F, F, P, P, W, P, P, F, P, F)),
     "small-log": (HostStatus.NOT_READY, (P, P, P, P, F, P, P, P, P, P)),

@@ -119,6 +119,9 @@ def test_gpo_state_reads_a_real_domain(live_target: HostTarget) -> None:
     assert state.domain.dns_root and state.domain.distinguished_name.upper().startswith("DC=")
     assert state.gpo is not None and state.gpo.permissions, "the Default Domain Policy exists and has permissions"
     assert [t.exists for t in state.targets] == [False]
+    # Every trustee comes with its SID; Authenticated Users is S-1-5-11 whatever the DC's language names it.
+    assert all(p.trustee_sid and p.trustee_sid.startswith("S-1-") for p in state.gpo.permissions)
+    assert any(p.trustee_sid == "S-1-5-11" for p in state.gpo.permissions), "Authenticated Users reads the GPO"
 
 
 class WhatIfImport(ImportParams):

@@ -6,7 +6,7 @@ import typer
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all good; 1 a FAIL finding or pending change; 2 usage or input error; "
-    "3 a host unreachable or in ERROR; 4 a rollout gate stopped the deployment."
+    "3 a host unreachable or in ERROR; 4 a rollout gate stopped the deployment; 130 interrupted (Ctrl-C)."
 )
 
 app = typer.Typer(

@@ -66,7 +66,10 @@ def _confirm(question: str, yes: bool) -> None:
     "deploy",
     help="Deploy process-creation auditing wave by wave from a plan: --check shows the per-host diff and changes "
     "nothing; otherwise each host is read, journalled, changed and read back, each wave verified, soaked and "
-    "gated. Rerun with the same --journal to resume. " + EXIT_CODES_HELP,
+    "gated. Rerun with the same --journal to resume. Exit codes: 0 every host deployed and verified; 1 a host's "
+    "change or verify FAILed, a host was refused or is rolled back (--check: pending changes); 2 usage or input "
+    "error; 3 a host unreachable or lost mid-change; 4 a gate stopped the rollout; 130 interrupted (Ctrl-C, also "
+    "during verify or the soak): rerun with the same --journal.",
 )
 @remoting_options
 def deploy_command(
@@ -102,6 +105,14 @@ def deploy_command(
     include_failure: Annotated[
         bool, typer.Option("--include-failure", help="GPO strategy: audit failed process creation too.")
     ] = False,
+    take_over_gpo: Annotated[
+        bool,
+        typer.Option(
+            "--take-over-gpo",
+            help="GPO strategy: a GPO named --gpo-name exists with other settings and procaudit did not deploy it: "
+            "replace its settings anyway. Rollback restores its links and permissions, not its old settings.",
+        ),
+    ] = False,
     verify_timeout: Annotated[
         int, typer.Option("--verify-timeout", min=1, max=600, help="Seconds verify waits for the marker's 4688.")
     ] = 30,
@@ -114,8 +125,8 @@ def deploy_command(
     chosen = pick_format(fmt, output, (OutputFormat.table, OutputFormat.json))
     if strategy not in ("direct", "gpo"):
         raise UserInputError(f"--strategy must be direct or gpo, not {strategy!r}")
-    if strategy == "direct" and (dc or ou or log_size or include_failure):
-        raise UserInputError("--dc, --ou, --log-size and --include-failure belong to --strategy gpo")
+    if strategy == "direct" and (dc or ou or log_size or include_failure or take_over_gpo):
+        raise UserInputError("--dc, --ou, --log-size, --include-failure and --take-over-gpo belong to --strategy gpo")
     if strategy == "gpo" and (not dc or not ou):
         raise UserInputError("--strategy gpo needs --dc HOST and at least one --ou DN")
     rollout = load_rollout_plan(plan_file)
@@ -135,6 +146,7 @@ def deploy_command(
             group_path=group_path,
             log_size_kb=parse_log_size(log_size) if log_size else None,
             include_failure=include_failure,
+            take_over=take_over_gpo,
         )
     options = DeployOptions(
         strategy=strategy,  # type: ignore[arg-type]

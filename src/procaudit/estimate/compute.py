@@ -49,6 +49,8 @@ class EstimateSettings(BaseModel):
     record_bytes: int = 800
     """Bytes per 4688 record on disk where it cannot be measured (measured median 0.73-0.87 KB)."""
     size_sample: int = 200
+    max_records: int = 20_000_000
+    """Counting on a host stops after this many records (newest first); the report says when it did."""
 
 
 class SecurityLogState(BaseModel):
@@ -226,7 +228,16 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
     else:
         method, observed, hours, per_day, peak, peak_at, from_rhythm = _history_figures(m, role)
         if m.sample_error:
-            notes.append(f"live sample failed ({m.sample_error}); using {hours:.0f} h of 4689 history")
+            notes.append(
+                f"live sample failed ({m.sample_error}); estimated from {hours:.0f} h of {rate.source} history "
+                "instead, with low confidence"
+            )
+        if rate.truncated:
+            bound = "record limit" if rate.truncated_by == "MaxRecords" else "time budget"
+            notes.append(
+                f"counting stopped at its {bound} after {rate.total:,} records: the figures cover the newest "
+                f"{hours:.0f} h of the window only"
+            )
         if hours < WEEK_HOURS - 1:
             factor = _ratio(per_day, observed, hours)
             notes.append(f"history covers {hours:.0f} h, not a week: scaled by the {role} rhythm (x{factor:.2f})")
@@ -277,7 +288,7 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
     return HostFigures(
         role=role,
         method=method,
-        confidence=_confidence(method, hours),
+        confidence="low" if m.sample_error else _confidence(method, hours),
         observed_events=observed,
         coverage_seconds=round(hours * HOUR_SECONDS),
         rhythm_factor=round(_ratio(per_day, observed, hours), 4),

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from procaudit.errors import ContractError, RemoteScriptError
+from procaudit.errors import CancelledError, ContractError, TransportError
 from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
 from procaudit.transport.base import Connector
 
@@ -24,9 +24,16 @@ SAMPLE_DEADLINE_MARGIN = 15.0
 MIN_TERMINATION_HISTORY_HOURS = 24.0
 
 
+DEFAULT_MAX_RECORDS = 20_000_000
+# The counting's time budget is this share of the script deadline: a huge log returns partial counts, not a timeout.
+TIME_BUDGET_SHARE = 0.75
+
+
 class RateParams(ScriptParams):
     window_hours: int = Field(default=168, ge=1, le=8784)
     size_sample_count: int = Field(default=200, ge=1, le=5000)
+    max_records: int = Field(default=DEFAULT_MAX_RECORDS, ge=1000, le=1_000_000_000)
+    time_budget_seconds: int = Field(default=900, ge=10, le=86400)
 
 
 class SecurityLogFacts(ScriptResult):
@@ -57,6 +64,10 @@ class RateResult(ScriptResult):
     first_event_utc: int | None = None
     last_event_utc: int | None = None
     source_log_oldest_utc: int | None = None
+    truncated: bool = False
+    """Counting stopped at MaxRecords or the time budget: the counts cover ``counted_from_utc`` to now only."""
+    truncated_by: Literal["MaxRecords", "TimeBudget"] | None = None
+    counted_from_utc: int | None = None
     security_log: SecurityLogFacts
     size_sample: SizeSampleFacts
 
@@ -99,6 +110,8 @@ def history_span(rate: RateResult, window_hours: int) -> tuple[int, int] | None:
     start = end - window_hours * 3600
     if rate.source_log_oldest_utc is not None:
         start = max(start, rate.source_log_oldest_utc)
+    if rate.truncated and rate.counted_from_utc is not None:
+        start = max(start, rate.counted_from_utc)  # the newest records only: the count stopped there
     if rate.first_event_utc is not None and rate.first_event_utc > start:
         expected_gap = (end - start) / rate.total
         if rate.first_event_utc - start > max(3600.0, 10 * expected_gap):
@@ -130,17 +143,31 @@ def check_rate(rate: RateResult, window_hours: int) -> None:
         raise ContractError("Measure-ProcessCreationRate returned counts that do not add up to its total")
 
 
-def measure_host(connector: Connector, window_hours: int, sample_seconds: int, size_sample: int) -> Measurement:
-    """Run the measurement on one host: history first, then a live sample only when the history is not enough."""
-    rate = connector.run(MEASURE_RATE, RateParams(window_hours=window_hours, size_sample_count=size_sample))
+def measure_host(
+    connector: Connector,
+    window_hours: int,
+    sample_seconds: int,
+    size_sample: int,
+    *,
+    max_records: int = DEFAULT_MAX_RECORDS,
+) -> Measurement:
+    """Run the measurement on one host: history first, then a live sample only when the history is not enough.
+
+    A live sample that fails - on the host, or in transit (a timeout, a dropped connection) - leaves the host
+    with its history, when it has one: the estimate says so and its confidence is low."""
+    budget = max(10, min(86400, int(connector.target.options.script_timeout * TIME_BUDGET_SHARE)))
+    params = RateParams(
+        window_hours=window_hours, size_sample_count=size_sample, max_records=max_records, time_budget_seconds=budget
+    )
+    rate = connector.run(MEASURE_RATE, params)
     check_rate(rate, window_hours)
     if sample_seconds <= 0 or not needs_sample(rate, window_hours):
         return Measurement(rate, window_hours)
     timeout = connector.target.options.script_timeout + sample_seconds + SAMPLE_DEADLINE_MARGIN
     try:
         sample = connector.run(MEASURE_SAMPLE, SampleParams(sample_seconds=sample_seconds), timeout=timeout)
-    except RemoteScriptError as exc:
-        if history_span(rate, window_hours) is None:
+    except TransportError as exc:
+        if isinstance(exc, CancelledError) or history_span(rate, window_hours) is None:
             raise
-        return Measurement(rate, window_hours, sample_error=str(exc))
+        return Measurement(rate, window_hours, sample_error=f"{exc.kind}: {exc}")
     return Measurement(rate, window_hours, sample=sample)

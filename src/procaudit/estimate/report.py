@@ -24,15 +24,11 @@ from procaudit.errors import UserInputError
 from procaudit.estimate.compute import EstimateSettings, HostFigures, NoMethod, figures
 from procaudit.estimate.measure import Measurement, measure_host
 from procaudit.fanout import ConnectorFactory, HostOutcome, run_on_hosts
+from procaudit.readiness.engine import HostError
 from procaudit.transport.base import Connector, HostTarget
 
 SCHEMA: Final = "procaudit.estimate/1"
 Status = Literal["OK", "UNKNOWN", "ERROR"]
-
-
-class HostError(BaseModel):
-    kind: str
-    message: str
 
 
 class EstimateHost(BaseModel):
@@ -172,7 +168,13 @@ def estimate(
     """Measure every host (in parallel) and build the report. ``groups`` maps host -> inventory groups."""
 
     def job(connector: Connector) -> Measurement:
-        return measure_host(connector, settings.window_hours, settings.sample_seconds, settings.size_sample)
+        return measure_host(
+            connector,
+            settings.window_hours,
+            settings.sample_seconds,
+            settings.size_sample,
+            max_records=settings.max_records,
+        )
 
     result = run_on_hosts(targets, job, connect, workers=workers, on_done=on_done)
     hosts = [_host(o, settings, (groups or {}).get(o.target.name, [])) for o in result.outcomes]

@@ -15,13 +15,12 @@ at a role-dependent fraction of a weekday. No public per-role figure exists (see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 Role = Literal["workstation", "member", "dc", "rds"]
 
 HOUR_SECONDS = 3600
-DAY_SECONDS = 86400
 _BUSINESS = range(8, 18)
 
 
@@ -87,8 +86,3 @@ def expected_days(role: Role, start: int, end: int, utc_offset_minutes: int) -> 
         total += rhythm.weight(local) * (hour_end - moment) / HOUR_SECONDS
         moment = hour_end
     return total
-
-
-def local_time(utc_seconds: int, utc_offset_minutes: int) -> datetime:
-    """Wall-clock time on the host (as a naive-free UTC-tagged datetime shifted by the offset)."""
-    return datetime.fromtimestamp(utc_seconds, UTC) + timedelta(minutes=utc_offset_minutes)

@@ -22,6 +22,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from procaudit.facts import CMDLINE_VALUE
 from procaudit.gpo.errors import GpoSettingsError
 
 # -- the settings ---------------------------------------------------------------------------------------
@@ -31,7 +32,7 @@ PROCESS_CREATION_SUBCATEGORY_GUID = "{0CCE922B-69AE-11D9-BED3-505054503030}"
 PROCESS_CREATION_SUBCATEGORY_NAME = "Audit Process Creation"
 
 CMDLINE_POLICY_KEY = r"Software\Microsoft\Windows\CurrentVersion\Policies\System\Audit"
-CMDLINE_POLICY_VALUE = "ProcessCreationIncludeCmdLine_Enabled"
+CMDLINE_POLICY_VALUE = CMDLINE_VALUE
 
 SECURITY_LOG_POLICY_KEY = r"Software\Policies\Microsoft\Windows\EventLog\Security"
 SECURITY_LOG_MAXSIZE_VALUE = "MaxSize"

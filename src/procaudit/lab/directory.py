@@ -49,7 +49,16 @@ AUTHENTICATED_USERS: Final = "Authenticated Users"
 DOMAIN_COMPUTERS: Final = "Domain Computers"
 DOMAIN_CONTROLLERS: Final = "Domain Controllers"
 ENTERPRISE_DCS: Final = "ENTERPRISE DOMAIN CONTROLLERS"
-_WELL_KNOWN: Final = {AUTHENTICATED_USERS.lower(), ENTERPRISE_DCS.lower(), "system"}
+AUTHENTICATED_USERS_SID: Final = "S-1-5-11"
+# The lab domain's SID; well-known trustees have fixed SIDs, domain groups the domain SID and a RID.
+DOMAIN_SID: Final = "S-1-5-21-3623811015-3361044348-30300820"
+_WELL_KNOWN_SIDS: Final = {ENTERPRISE_DCS.lower(): "S-1-5-9", "system": "S-1-5-18"}
+_DOMAIN_RIDS: Final = {
+    "domain admins": 512,
+    "domain computers": 515,
+    "domain controllers": 516,
+    "enterprise admins": 519,
+}
 _ROLE_OU: Final = {"dc": "Domain Controllers", "workstation": "Workstations"}
 _KNOWN_KEYS: Final = (AUDIT_KEY, LSA_KEY, EVENTLOG_POLICY_KEY)
 _FORCE_PATH: Final = r"MACHINE\System\CurrentControlSet\Control\Lsa\SCENoApplyLegacyAuditPolicy"
@@ -74,6 +83,7 @@ class AdGroup:
     dn: str
     members: set[str] = field(default_factory=set)
     """Lower-case sAMAccountNames (``lab-ready-01$``)."""
+    sid: str = ""
 
 
 @dataclass
@@ -82,6 +92,7 @@ class GpoPermission:
     trustee_type: str
     permission: str
     inherited: bool = False
+    sid: str = ""
 
 
 @dataclass
@@ -134,6 +145,10 @@ class Directory:
     tickets: dict[str, frozenset[str]] = field(default_factory=dict)
     """Lab host -> the groups its computer's Kerberos ticket carries (refreshed by a purge)."""
     applied: dict[str, dict[str, Applied]] = field(default_factory=dict)
+    authenticated_users: str = AUTHENTICATED_USERS
+    """The name S-1-5-11 translates to on this DC: localized Windows calls it otherwise (German:
+    "Authentifizierte Benutzer"); Get-GPPermission reports the translated name."""
+    next_rid: int = 1103
 
     # -- lookups --------------------------------------------------------------------------------------
     @property
@@ -166,6 +181,18 @@ class Directory:
     def links_of(self, target: str) -> list[GpoLink]:
         return sorted((lk for lk in self.links if lk.target.lower() == target.lower()), key=lambda lk: lk.order)
 
+    def sid_of(self, trustee: str) -> str:
+        """The SID of a trustee the lab knows ('' for one it does not)."""
+        name = trustee.lower()
+        if name == self.authenticated_users.lower():
+            return AUTHENTICATED_USERS_SID
+        if name in _WELL_KNOWN_SIDS:
+            return _WELL_KNOWN_SIDS[name]
+        if name in _DOMAIN_RIDS:
+            return f"{DOMAIN_SID}-{_DOMAIN_RIDS[name]}"
+        group = self.groups.get(name)
+        return group.sid if group is not None else ""
+
     def memberships(self, sam: str) -> frozenset[str]:
         return frozenset(g.name for g in self.groups.values() if sam.lower() in g.members)
 
@@ -176,7 +203,8 @@ class Directory:
         container = path or f"CN=Users,{self.dn}"
         if path is not None and path.lower() != f"cn=users,{self.dn}".lower():
             container = self.require_target(path)
-        group = AdGroup(name=name, dn=f"CN={name},{container}")
+        group = AdGroup(name=name, dn=f"CN={name},{container}", sid=f"{DOMAIN_SID}-{self.next_rid}")
+        self.next_rid += 1
         self.groups[name.lower()] = group
         return group
 
@@ -211,7 +239,7 @@ class Directory:
             gpo.payload, gpo.files, gpo.modified = payload, dict(files), moment
             gpo.version += 1
             return gpo, False
-        gpo = _new_gpo(str(uuid.uuid4()), target_name, payload, files, moment)
+        gpo = _new_gpo(str(uuid.uuid4()), target_name, payload, files, moment, self.authenticated_users)
         self.gpos[gpo.id] = gpo
         return gpo, True
 
@@ -220,7 +248,8 @@ class Directory:
         if level not in PERMISSION_LEVELS:
             raise CmdletError(f"Cannot bind parameter 'PermissionLevel'. Cannot convert value \"{level}\".")
         known = (
-            trustee.lower() in _WELL_KNOWN
+            trustee.lower() in _WELL_KNOWN_SIDS
+            or trustee.lower() == self.authenticated_users.lower()
             or trustee.lower() in self.groups
             or trustee.lower()
             in (
@@ -238,7 +267,7 @@ class Directory:
                 gpo.permissions.remove(current)
             return
         if current is None:
-            gpo.permissions.append(GpoPermission(trustee, trustee_type, level))
+            gpo.permissions.append(GpoPermission(trustee, trustee_type, level, sid=self.sid_of(trustee)))
             return
         if not replace and PERMISSION_LEVELS.index(level) < PERMISSION_LEVELS.index(current.permission):
             raise CmdletError(
@@ -278,7 +307,7 @@ class Directory:
         sam = _sam(host)
         groups = set(self.tickets.get(host.name, frozenset()))
         builtin = {DOMAIN_CONTROLLERS, ENTERPRISE_DCS} if host.role == "dc" else {DOMAIN_COMPUTERS}
-        return {p.lower() for p in {sam, AUTHENTICATED_USERS, *builtin, *groups}}
+        return {p.lower() for p in {sam, self.authenticated_users, *builtin, *groups}}
 
     def applies_to(self, gpo: LabGpo, host: LabHost) -> bool:
         dn = self.computers.get(_sam(host).lower(), ("", ""))[0].lower()
@@ -374,7 +403,14 @@ def _model_key(key: str) -> str:
     return next((known for known in _KNOWN_KEYS if known.lower() == key.lower()), key)
 
 
-def _new_gpo(gpo_id: str, name: str, payload: GpoPayload, files: dict[str, bytes], moment: datetime) -> LabGpo:
+def _new_gpo(
+    gpo_id: str,
+    name: str,
+    payload: GpoPayload,
+    files: dict[str, bytes],
+    moment: datetime,
+    authenticated_users: str = AUTHENTICATED_USERS,
+) -> LabGpo:
     """A GPO with the permissions GPMC gives a new one."""
     return LabGpo(
         id=gpo_id,
@@ -384,11 +420,11 @@ def _new_gpo(gpo_id: str, name: str, payload: GpoPayload, files: dict[str, bytes
         created=moment,
         modified=moment,
         permissions=[
-            GpoPermission(AUTHENTICATED_USERS, "WellKnownGroup", "GpoApply"),
-            GpoPermission("Domain Admins", "Group", "GpoEditDeleteModifySecurity"),
-            GpoPermission("Enterprise Admins", "Group", "GpoEditDeleteModifySecurity"),
-            GpoPermission(ENTERPRISE_DCS, "WellKnownGroup", "GpoRead"),
-            GpoPermission("SYSTEM", "WellKnownGroup", "GpoEditDeleteModifySecurity"),
+            GpoPermission(authenticated_users, "WellKnownGroup", "GpoApply", sid=AUTHENTICATED_USERS_SID),
+            GpoPermission("Domain Admins", "Group", "GpoEditDeleteModifySecurity", sid=f"{DOMAIN_SID}-512"),
+            GpoPermission("Enterprise Admins", "Group", "GpoEditDeleteModifySecurity", sid=f"{DOMAIN_SID}-519"),
+            GpoPermission(ENTERPRISE_DCS, "WellKnownGroup", "GpoRead", sid="S-1-5-9"),
+            GpoPermission("SYSTEM", "WellKnownGroup", "GpoEditDeleteModifySecurity", sid="S-1-5-18"),
         ],
     )
 

@@ -4,8 +4,9 @@ What is modelled (facts from ../shared/reference/gpo_audit.md and DESIGN.md):
 
 * Audit policy as LSA holds it (``auditpol /backup``), the advanced policy delivered by local or domain
   policy (audit.csv), the legacy category policy (``[Event Audit]``) and ``SCENoApplyLegacyAuditPolicy``.
-  At each policy refresh the advanced policy is applied, then - unless the force flag is 1 - the legacy
-  category setting overwrites every subcategory of its category.
+  At each policy refresh the advanced policy is applied, then - where the force flag is 0 - the legacy
+  category setting overwrites every subcategory of its category. An absent flag counts as Enabled, its
+  effective default since Vista / Server 2008 (gpo_audit.md §3.2; UNVERIFIED on a real host, see the live case).
 * The registry values we read and write, and which of them a domain GPO owns (a refresh puts them back).
 * The Security log: size, retention, channel ACL, and a generator of process-creation activity.
 * OS identity and hotfixes, services (SCOM HealthService, Sysmon), Event Log Readers membership.
@@ -19,16 +20,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from procaudit.facts import AUDIT_KEY as AUDIT_KEY
+from procaudit.facts import CMDLINE_VALUE as CMDLINE_VALUE
+from procaudit.facts import EVENTLOG_POLICY_KEY as EVENTLOG_POLICY_KEY
+from procaudit.facts import FORCE_VALUE as FORCE_VALUE
+from procaudit.facts import LSA_KEY as LSA_KEY
 from procaudit.parsers.auditpol import legacy_category_subcategories
 
 PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
 
-AUDIT_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Audit"
-CMDLINE_VALUE = "ProcessCreationIncludeCmdLine_Enabled"
-LSA_KEY = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
-FORCE_VALUE = "SCENoApplyLegacyAuditPolicy"
-# "Specify the maximum log file size (KB)" (Event Log ADMX): when set, the Event Log service uses it.
-EVENTLOG_POLICY_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\EventLog\Security"
+# The registry keys and values the model keeps are the names procaudit.facts reads (imported above; "Specify
+# the maximum log file size (KB)" of the Event Log ADMX is EVENTLOG_POLICY_KEY's MaxSize).
 
 DEFAULT_SECURITY_SDDL = "O:BAG:SYD:(A;;0xf0005;;;SY)(A;;0x5;;;BA)(A;;0x1;;;S-1-5-32-573)"
 
@@ -179,7 +181,7 @@ class LabHost:
                 self.policy.lsa[guid] = setting.value
             for (key, value_name), setting in self.policy.domain_registry.items():
                 self.registry.setdefault(key, {})[value_name] = setting.value
-            if self.force_subcategory() != 1:
+            if self.force_subcategory() == 0:
                 for category, value in self.policy.legacy.items():
                     # Every legacy category overwrites all its subcategories (MS-GPSB 3.2.5.6).
                     for guid in legacy_category_subcategories(category):

@@ -131,8 +131,11 @@ def _cmdline_off(name: str) -> LabHost:
 
 def _legacy_override(name: str) -> LabHost:
     # Someone set Process Creation locally, but an old GPO still defines the legacy "Audit process tracking"
-    # category as No auditing, and the force-subcategory flag is not set: every refresh wipes the subcategory.
-    host = _host(name, "legacy-override", "member", _SERVER_2016, product_type=3, per_day=2500, audit=1, log_mb=128)
+    # category as No auditing, and the force-subcategory flag is 0 (disabled, as old baselines left it): every
+    # refresh wipes the subcategory.
+    host = _host(
+        name, "legacy-override", "member", _SERVER_2016, product_type=3, per_day=2500, audit=1, log_mb=128, force=0
+    )
     guid, gpo = LEGACY_AUDIT_GPO
     host.policy.legacy["AuditProcessTracking"] = 0
     host.policy.legacy_gpo["AuditProcessTracking"] = GpoSetting(guid, gpo, 0)
@@ -258,7 +261,7 @@ PROFILES: dict[str, ProfileInfo] = {
         ProfileInfo("cmdline-off", "4688 audited, command-line inclusion disabled", _cmdline_off),
         ProfileInfo(
             "legacy-override",
-            "legacy 'Audit process tracking' GPO wipes the subcategory (no force flag)",
+            "legacy 'Audit process tracking' GPO wipes the subcategory (force flag 0)",
             _legacy_override,
         ),
         ProfileInfo("small-log", "configured, but a 20 MB Security log on a busy server", _small_log),

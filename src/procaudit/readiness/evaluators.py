@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from procaudit.facts import HostFacts, SourcedSetting
+from procaudit.facts import FORCE_ABSENT_ENABLED, HostFacts, SourcedSetting, force_in_effect, legacy_in_the_way
 from procaudit.parsers.osinfo import KB_CMDLINE, CmdlineSupport
 
 MB: Final = 1024 * 1024
@@ -59,12 +59,13 @@ def _setting(value: int | None) -> str:
     return "not set" if value is None else f"{_SETTING_NAMES.get(value, 'unknown')} ({value})"
 
 
-def _is_local(source: SourcedSetting) -> bool:
-    return source.gpo_id == "LocalGPO"
-
-
 def _where(source: SourcedSetting) -> str:
-    return "the local Group Policy" if _is_local(source) else f"GPO {source.label}"
+    return source.where
+
+
+def _absent_enabled(params: Mapping[str, Any]) -> bool:
+    """The check parameter ``force_absent_enabled``: SCENoApplyLegacyAuditPolicy absent counts as Enabled."""
+    return bool(params.get("force_absent_enabled", FORCE_ABSENT_ENABLED))
 
 
 @evaluator("audit_process_creation_success")
@@ -78,28 +79,38 @@ def audit_process_creation_success(facts: HostFacts, params: Mapping[str, Any]) 
     if value in (1, 3):
         return Outcome(Status.PASS, f"Process Creation audits {_setting(value)}", evidence)
     detail = f"Process Creation is {_setting(value)}: no 4688 is written"
-    legacy = facts.policy.legacy_process_tracking if facts.policy else None
-    if legacy is not None and facts.registry.force_subcategory != 1:
-        detail += f"; {_where(legacy)} applies the legacy 'Audit process tracking' category over it"
+    legacy = legacy_in_the_way(facts, absent_enabled=_absent_enabled(params))
+    if legacy is not None:
+        detail += f"; {legacy.where} applies the legacy 'Audit process tracking' category over it"
     return Outcome(Status.FAIL, detail, evidence)
 
 
 @evaluator("audit_force_subcategory_policy")
 def audit_force_subcategory_policy(facts: HostFacts, params: Mapping[str, Any]) -> Outcome:
     force = facts.registry.force_subcategory
-    legacy = facts.policy.legacy_process_tracking if facts.policy else None
+    absent_enabled = _absent_enabled(params)
+    gpo = facts.policy.legacy_process_tracking if facts.policy else None
     evidence: dict[str, Any] = {
         "scenoapplylegacyauditpolicy": force,
-        "legacy_process_tracking_gpo": legacy.gpo_name or legacy.gpo_id if legacy else None,
+        "absent_counts_as_enabled": absent_enabled,
+        "legacy_process_tracking_gpo": gpo.gpo_name or gpo.gpo_id if gpo else None,
         "legacy_process_tracking_local": facts.legacy.process_tracking if facts.legacy else None,
     }
     if force == 1:
         return Outcome(Status.PASS, "SCENoApplyLegacyAuditPolicy = 1: subcategory settings win", evidence)
+    if force_in_effect(facts, absent_enabled=absent_enabled):
+        return Outcome(
+            Status.PASS,
+            "SCENoApplyLegacyAuditPolicy is not set: its effective default (Enabled since Windows Vista / Server "
+            "2008) lets subcategory settings win",
+            evidence,
+        )
     state = "not set" if force is None else f"{force}"
+    legacy = legacy_in_the_way(facts, absent_enabled=absent_enabled)
     if legacy is not None:
         return Outcome(
             Status.FAIL,
-            f"{_where(legacy)} applies the legacy 'Audit process tracking' category "
+            f"{legacy.where} applies the legacy 'Audit process tracking' category "
             f"({_setting(legacy.value)}) and SCENoApplyLegacyAuditPolicy is {state}: every policy refresh "
             "overwrites Process Creation",
             evidence,
@@ -342,15 +353,15 @@ def policy_source_consistent(facts: HostFacts, params: Mapping[str, Any]) -> Out
     }
     conflicts: list[str] = []
     drift: list[str] = []
-    effective_force = facts.registry.force_subcategory
     if pc is not None and pc.value not in (1, 3):
         conflicts.append(f"{_where(pc)} sets Audit Process Creation to {_setting(pc.value)}")
     if cmd is not None and cmd.value == 0:
         conflicts.append(f"{_where(cmd)} disables 'Include command line in process creation events'")
     if force is not None and force.value == 0:
         conflicts.append(f"{_where(force)} sets SCENoApplyLegacyAuditPolicy to 0")
-    if legacy is not None and effective_force != 1:
-        conflicts.append(f"{_where(legacy)} applies the legacy 'Audit process tracking' category")
+    blocking = legacy_in_the_way(facts, absent_enabled=_absent_enabled(params))
+    if blocking is not None and blocking.gpo is not None:
+        conflicts.append(f"{blocking.where} applies the legacy 'Audit process tracking' category")
     audit = facts.audit.process_creation if facts.audit else None
     if pc is not None and pc.value in (1, 3) and audit is not None and audit not in (1, 3):
         drift.append(

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import jinja2
+from markupsafe import Markup
 from rich.table import Table
 from rich.text import Text
 
 from procaudit.readiness.engine import HostStatus, ReadinessReport
 from procaudit.readiness.evaluators import Status
+from procaudit.report.html import render_html
+from procaudit.report.svg import Bar, Segment, stacked_bars
 from procaudit.verify import VerifyReport, VerifyStatus
 
-_TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 _STYLE: Final = {
     "PASS": "green",
     "READY": "green",
@@ -115,66 +113,22 @@ _LABELS: Final = {
 }
 
 
-@dataclass
-class _Segment:
-    kind: str
-    count: int
-    x: float
-    width: float
-    color: str
-    label: str
-
-
-@dataclass
-class _Row:
-    group: str
-    y: int
-    total: int
-    ready: int
-    segments: list[_Segment] = field(default_factory=list)
-
-
-def chart_model(report: ReadinessReport, *, label_width: int = 150, bar_width: int = 560) -> dict[str, Any]:
-    """Geometry of the stacked bar chart: one bar per group, widths proportional to host counts."""
-    groups = report.summary.groups
-    largest = max((g.total for g in groups), default=1) or 1
-    rows = []
-    for index, group in enumerate(groups):
-        row = _Row(group=group.group, y=8 + index * 32, total=group.total, ready=group.ready)
-        x = float(label_width)
-        for kind in ("ready", "not_ready", "unknown", "error"):
-            count = int(getattr(group, kind))
-            if not count:
-                continue
-            width = round(bar_width * count / largest, 1)
-            row.segments.append(_Segment(kind, count, x, width, _COLORS[kind], _LABELS[kind]))
-            x += width
-        rows.append(row)
-    legend_y = 8 + len(rows) * 32 + 6
-    legend = []
-    x = label_width
-    for kind in ("ready", "not_ready", "unknown", "error"):
-        legend.append({"x": x, "color": _COLORS[kind], "label": _LABELS[kind]})
-        x += 30 + len(_LABELS[kind]) * 7
-    return {
-        "rows": rows,
-        "legend": legend,
-        "legend_y": legend_y,
-        "label_width": label_width,
-        "bar_width": bar_width,
-        "width": label_width + bar_width + 110,
-        "height": legend_y + 22,
-    }
-
-
-@cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+def readiness_chart(report: ReadinessReport) -> str:
+    """One stacked bar per group: its hosts ready, not ready, unknown and in error (an inline ``<svg>``)."""
+    kinds = ("ready", "not_ready", "unknown", "error")
+    bars = [
+        Bar(
+            label=group.group,
+            segments=[Segment(_LABELS[k], float(getattr(group, k)), _COLORS[k]) for k in kinds if getattr(group, k)],
+            note=f"{group.ready}/{group.total} ready",
+        )
+        for group in report.summary.groups
+    ]
+    return stacked_bars(
+        bars,
+        title="Hosts ready, not ready, unknown and in error, per group",
+        unit="host(s)",
+        legend=[(_LABELS[k], _COLORS[k]) for k in kinds],
     )
 
 
@@ -199,16 +153,13 @@ def readiness_html(report: ReadinessReport) -> str:
         ),
     )
     view = report.model_copy(update={"hosts": hosts_first})
-    return (
-        _environment()
-        .get_template("readiness.html.j2")
-        .render(
-            report=view,
-            generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
-            chart=chart_model(report),
-            remediations=remediations,
-            severity={c.id: c.severity.value for c in report.checks},
-        )
+    return render_html(
+        "readiness.html.j2",
+        report=view,
+        generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        chart=Markup(readiness_chart(report)),
+        remediations=remediations,
+        severity={c.id: c.severity.value for c in report.checks},
     )
 
 

@@ -53,13 +53,14 @@ from procaudit.rollout.operations import (
 )
 from procaudit.rollout.planfile import RolloutPlan, RolloutWave
 from procaudit.transport.base import Connector, HostTarget
-from procaudit.verify import VerifyHost, verify
+from procaudit.verify import VerifyHost, VerifyReport, verify
 
 REPORT_SCHEMA: Final = "procaudit.deploy/1"
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
-HostStatus = Literal["OK", "PENDING", "REFUSED", "FAILED", "ERROR", "SKIPPED"]
+HostStatus = Literal["OK", "PENDING", "REFUSED", "FAILED", "ERROR", "SKIPPED", "ROLLED_BACK"]
+EXIT_INTERRUPTED: Final = 130
 
 
 def _quiet(_message: str) -> None:
@@ -92,6 +93,8 @@ class GpoOptions:
     """Where new groups are created (a container or OU DN); ``None``: the domain's default (CN=Users)."""
     log_size_kb: int | None = None
     include_failure: bool = False
+    take_over: bool = False
+    """Replace the settings of an existing GPO of that name that procaudit did not deploy (not reversible)."""
 
 
 class HostReport(BaseModel):
@@ -150,20 +153,27 @@ class DeployReport(BaseModel):
 
     @property
     def exit_code(self) -> int:
-        """--check: 3 host errors, 1 pending changes or refusals, 0 nothing to do. Deploy: 4 gate stop,
-        3 host errors or failures, 1 refusals or failed verification, 0 done."""
+        """--check: 3 host errors, 1 pending changes or refusals, 0 nothing to do.
+
+        Deploy: 130 interrupted (Ctrl-C; rerun with the same journal), 4 a gate stopped the rollout, 3 a host
+        unreachable or lost mid-change (a transport error) or verify could not ask it, 1 a host failed (its change
+        or its verify FAILed), was refused, or is rolled back (a rollback undid it and this run did not redo it),
+        0 done."""
         statuses = {h.status for h in self.hosts}
         if self.check:
             if "ERROR" in statuses:
                 return 3
             return 1 if statuses & {"PENDING", "REFUSED"} or any(d.needed for d in self.domain) else 0
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.stopped is not None:
             return 4
-        if statuses & {"ERROR", "FAILED"}:
-            return 3
-        if "REFUSED" in statuses or any(
-            h.verify is not None and h.verify.status in ("FAIL", "ERROR") for h in self.hosts
+        if "ERROR" in statuses or any(
+            (h.status == "FAILED" and h.error and h.error.host_problem) or (h.verify and h.verify.status == "ERROR")
+            for h in self.hosts
         ):
+            return 3
+        if statuses & {"FAILED", "REFUSED", "ROLLED_BACK"} or any(h.verify and h.verify.failed for h in self.hosts):
             return 1
         return 0
 
@@ -375,14 +385,14 @@ def _host_line(entry: HostEntry) -> str:
 # --- verify and the gate ----------------------------------------------------------------------------------
 
 
-VerifyHosts = Callable[[list[HostTarget]], list[VerifyHost]]
+VerifyHosts = Callable[[list[HostTarget]], VerifyReport]
 
 
 def marker_verify(connect: ConnectorFactory, options: DeployOptions) -> VerifyHosts:
     """``procaudit verify`` on the given hosts (the one place deploy calls it)."""
 
-    def run(targets: list[HostTarget]) -> list[VerifyHost]:
-        return verify(targets, connect, timeout_seconds=options.verify_timeout, workers=options.workers).hosts
+    def run(targets: list[HostTarget]) -> VerifyReport:
+        return verify(targets, connect, timeout_seconds=options.verify_timeout, workers=options.workers)
 
     return run
 
@@ -403,7 +413,7 @@ def counts_as_failure(entry: HostEntry) -> bool:
         return True
     if entry.state == "refused":
         return False
-    return entry.verify is not None and entry.verify.status in ("FAIL", "ERROR")
+    return entry.verify is not None and entry.verify.failed
 
 
 def gate(wave: RolloutWave, journal: Journal) -> GateDecision:
@@ -439,6 +449,10 @@ def open_journal(
             raise JournalError(
                 f"--journal {path} is a {journal.strategy} deployment; resume it with --strategy {journal.strategy}"
             )
+        if options.gpo is not None:
+            from procaudit.rollout.gpo import check_resume
+
+            check_resume(journal, options.gpo, path)
         return store
     journal = Journal(
         plan_sha256=plan.digest(),
@@ -548,13 +562,21 @@ class Deployment:
                 with store.transition() as journal:
                     journal.wave(wave.index).state = "verifying"
             if store.journal.wave(wave.index).state == "verifying":
-                self._verify(wave, store, "after the change")
+                if not self._verify(wave, store, "after the change"):
+                    interrupted = True  # the wave stays 'verifying': a rerun verifies it again
+                    break
                 with store.transition() as journal:
                     journal.wave(wave.index).state = "soaking"
             if store.journal.wave(wave.index).state == "soaking":
                 if wave.soak_seconds > 0 and wave.index != last:
-                    self._soak(wave, store)
-                    self._verify(wave, store, "after the soak")
+                    early = gate(wave, store.journal)
+                    if early.stop:
+                        self.progress(f"wave {wave.index} ({wave.name}): no soak, the gate has failed already")
+                    else:
+                        self._soak(wave, store)
+                        if not self._verify(wave, store, "after the soak"):
+                            interrupted = True  # still 'soaking' (the soak is over): a rerun verifies again
+                            break
                 with store.transition() as journal:
                     journal.wave(wave.index).soak_ended = journal.wave(wave.index).soak_ended or now()
             decision = gate(wave, store.journal)
@@ -569,12 +591,21 @@ class Deployment:
                 break
         return self.report(store, stopped=stopped, interrupted=interrupted)
 
-    def _verify(self, wave: RolloutWave, store: JournalStore, when: str) -> None:
+    def _verify(self, wave: RolloutWave, store: JournalStore, when: str) -> bool:
+        """Verify the wave's settled hosts and journal the results; False when Ctrl-C stopped it (the hosts it
+        did not reach keep their earlier verify results)."""
         names = [h for h in wave.hosts if store.journal.hosts[h].state in ("verified", "refused")]
         if not names:
-            return
+            return True
         assert self.verify_hosts is not None
-        results = {r.host: r for r in self.verify_hosts(self._targets(names))}
+        run = self.verify_hosts(self._targets(names))
+        results = {r.host: r for r in run.hosts if not (run.interrupted and r.reason == "cancelled")}
+        if run.interrupted:
+            with store.transition() as journal:
+                for name, result in results.items():
+                    journal.hosts[name].verify = judge_verify(journal.hosts[name], result)
+            self.progress(f"wave {wave.index} ({wave.name}): verify {when} interrupted")
+            return False
         with store.transition() as journal:
             passed = 0
             for name, result in results.items():
@@ -585,6 +616,7 @@ class Deployment:
                 wave.index
             ).verify_summary = f"{when}: {passed} of {len(results)} host(s) log 4688 as expected (verify marker)"
         self.progress(f"wave {wave.index} ({wave.name}): verify {when}: {passed} of {len(results)} as expected")
+        return True
 
     def _soak(self, wave: RolloutWave, store: JournalStore) -> None:
         with store.transition() as journal:
@@ -637,13 +669,15 @@ def host_report(journal: Journal, name: str, target: HostTarget | None) -> HostR
     elif entry.state == "refused":
         status = "REFUSED"
     elif entry.state == "failed":
-        transport = entry.errors and entry.errors[-1].kind not in ("verify", "script", "contract", "internal")
-        status = "ERROR" if transport and entry.errors[-1].state in ("pending", "reading") else "FAILED"
+        last = entry.errors[-1] if entry.errors else None
+        status = "ERROR" if last and last.host_problem and last.state in ("pending", "reading") else "FAILED"
     elif entry.state == "pending" and wave_state == "pending":
         status = "SKIPPED"
+    elif entry.state == "rolled_back":
+        status = "ROLLED_BACK"
     else:
         status = "FAILED"
-    if status == "OK" and entry.verify is not None and entry.verify.status in ("FAIL", "ERROR"):
+    if status == "OK" and entry.verify is not None and entry.verify.failed:
         status = "FAILED"
     return HostReport(
         host=entry.host,
@@ -689,7 +723,7 @@ def run_summary(report: DeployReport) -> str:
     counts = _count(report)
     changed = sum(1 for h in report.hosts if h.status == "OK" and h.changes)
     parts = [f"{len(report.hosts)} host(s): {counts.get('OK', 0)} OK ({changed} changed)"]
-    for status in ("REFUSED", "FAILED", "ERROR", "SKIPPED"):
+    for status in ("REFUSED", "FAILED", "ERROR", "SKIPPED", "ROLLED_BACK"):
         if counts.get(status):
             parts.append(f"{counts[status]} {status.lower()}")
     text = "; ".join(parts)

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from procaudit.errors import RemoteScriptError, TransportError, UserInputError
-from procaudit.facts import HostFacts
+from procaudit.errors import ParseError, RemoteScriptError, TransportError, UserInputError
+from procaudit.facts import HostFacts, legacy_in_the_way
 from procaudit.fanout import ConnectorFactory, run_on_hosts
 from procaudit.gpo.payload import PAYLOAD_FILES, GpoPayload, decode_files, normalize_relative, read_payload
 from procaudit.gpo.render import GpoIds, render_gpo_backup
@@ -45,6 +45,8 @@ from procaudit.rollout.journal import (
     GpoLinkRecord,
     HostEntry,
     HostError,
+    Journal,
+    JournalError,
     JournalStore,
     Strategy,
     now,
@@ -81,6 +83,8 @@ def _ps_list(value: Any) -> Any:
 
 PsList = Annotated[list[Any], BeforeValidator(_ps_list)]
 GROUP_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+AUTHENTICATED_USERS_SID: Final = "S-1-5-11"
+"""Authenticated Users: its name is localized ("Authentifizierte Benutzer" ...), its SID is not."""
 
 
 # --- script contracts ------------------------------------------------------------------------------------
@@ -100,6 +104,7 @@ class GpoFile(ScriptResult):
 
 class GpoPermissionRow(ScriptResult):
     trustee: str | None = None
+    trustee_sid: str | None = None
     trustee_type: str | None = None
     permission: str
     inherited: bool = False
@@ -188,7 +193,7 @@ class FilterParams(ScriptParams):
     gpo_name: str = Field(min_length=1, max_length=255)
     group_name: str = Field(pattern=GROUP_NAME.pattern)
     group_path: str = ""
-    authenticated_users: Literal["GpoRead", "GpoApply"] = "GpoRead"
+    authenticated_users: Literal["GpoRead", "GpoApply", "None"] = "GpoRead"
     remove: bool = False
     remove_group: bool = False
 
@@ -204,6 +209,7 @@ class LinkParams(ScriptParams):
     gpo_name: str = Field(min_length=1, max_length=255)
     target: tuple[str, ...] = Field(min_length=1)
     remove: bool = False
+    disable: bool = False
 
 
 class LinkRow(ScriptResult):
@@ -391,7 +397,7 @@ def gpo_changes(
                     "precedence over one linked to the domain; the check after the refresh tells which wins"
                 )
     notes.extend(os_notes(facts))
-    if facts.legacy is not None and any(v for v in facts.legacy.categories.values()):
+    if legacy_in_the_way(facts) is not None:
         notes.append(
             "legacy category auditing is configured: once the GPO forces subcategory settings, the subcategories "
             "keep the values the legacy policy last applied"
@@ -491,7 +497,7 @@ class GpoStrategy:
             return False
         try:
             existing = read_payload(decode_files({f.relative_path: f.content_base64 for f in state.gpo.files}))
-        except ValueError:
+        except (ValueError, ParseError):  # bad base64, or payload files procaudit cannot read: not ours
             return False
         return existing.same_settings(self.rendered().payload)
 
@@ -501,18 +507,18 @@ class GpoStrategy:
 
         steps = []
         same = self.same_gpo(state)
+        if same:
+            what = "exists with the same settings"
+        elif state.gpo is None:
+            what = "created"
+        elif self.gpo.take_over:
+            what = "exists with other settings: --take-over-gpo replaces them (a rollback cannot restore them)"
+        else:
+            what = "exists with other settings: REFUSED without --take-over-gpo"
         steps.append(
             DomainStep(
                 action="import",
-                detail=f"GPO '{self.gpo.name}': "
-                + (
-                    "exists with the same settings"
-                    if same
-                    else "exists; its settings are replaced"
-                    if state.gpo
-                    else "created"
-                )
-                + f" ({'; '.join(_summary(self.rendered().payload))})",
+                detail=f"GPO '{self.gpo.name}': {what} ({'; '.join(_summary(self.rendered().payload))})",
                 needed=not same,
             )
         )
@@ -531,7 +537,7 @@ class GpoStrategy:
                     needed=not (row and row.exists and granted),
                 )
             )
-        everyone = _permission(state, "Authenticated Users")
+        everyone = _everyone(state)
         steps.append(
             DomainStep(
                 action="filter",
@@ -564,13 +570,33 @@ class GpoStrategy:
     def prepare(self, store: JournalStore) -> None:
         state = self.state()
         rendered = self.rendered()
+        same = self.same_gpo(state)
+        check_resume(store.journal, self.gpo, store.path)
+        entry = store.journal.gpo
+        ours = entry is not None and state.gpo is not None and (entry.gpo_id or "").lower() == state.gpo.id.lower()
+        foreign = state.gpo is not None and not same and not ours
+        if foreign and not self.gpo.take_over:
+            assert state.gpo is not None
+            raise GpoTakeOverError(
+                f"GPO '{self.gpo.name}' ({state.gpo.id}) already exists in {state.domain.dns_root} with other "
+                "settings; importing would replace them and a rollback could not restore them. Use another "
+                "--gpo-name, or pass --take-over-gpo to replace its settings anyway"
+            )
         with store.transition() as journal:
             if journal.gpo is None:
-                journal.gpo = GpoEntry(dc=self.gpo.dc.name, name=self.gpo.name)
+                journal.gpo = GpoEntry(
+                    dc=self.gpo.dc.name, name=self.gpo.name, ous=list(self.gpo.ous), group_prefix=self.gpo.group_prefix
+                )
             entry = journal.gpo
-            if entry.authenticated_users_before is None:
-                entry.authenticated_users_before = _permission(state, "Authenticated Users") or "GpoApply"
-        if self.same_gpo(state):
+            if entry.state == "rolled_back":
+                # Deployed again after a full rollback: the domain as it is now is the new before-state.
+                entry.authenticated_users_known = False
+                entry.state = "pending"
+            if not entry.authenticated_users_known:
+                entry.authenticated_users_before = _everyone(state) if state.gpo is not None else "GpoApply"
+                entry.authenticated_users_known = True
+            entry.took_over = entry.took_over or foreign
+        if same:
             assert state.gpo is not None
             self.progress(f"GPO '{self.gpo.name}' ({state.gpo.id}) is in the domain with these settings: not imported")
             with store.transition() as journal:
@@ -604,12 +630,17 @@ class GpoStrategy:
         if absent:
             with store.transition() as journal:
                 assert journal.gpo is not None
-                known = {lk.target.lower() for lk in journal.gpo.links}
                 for target in absent:
-                    if target.lower() not in known:
-                        journal.gpo.links.append(
-                            GpoLinkRecord(target=target, created=state.link_state(target, self.gpo.name) == "absent")
-                        )
+                    now_state = state.link_state(target, self.gpo.name)
+                    before: Literal["absent", "disabled"] = "absent" if now_state == "absent" else "disabled"
+                    record = next((lk for lk in journal.gpo.links if lk.target.lower() == target.lower()), None)
+                    if record is None:
+                        record = GpoLinkRecord(target=target, created=before == "absent", before=before)
+                        journal.gpo.links.append(record)
+                    elif record.removed:
+                        # A rollback restored this link's before-state; linking again starts a fresh record.
+                        record.before, record.created, record.removed = before, before == "absent", False
+                    # else: an earlier run recorded it and stopped before linking: its before-state stands
             result_links: LinkResult = self.dc_run(
                 SET_GPO_LINK, LinkParams(gpo_name=self.gpo.name, target=tuple(absent))
             )
@@ -624,25 +655,36 @@ class GpoStrategy:
         granted = state.gpo is not None and any(
             (p.trustee or "").lower() == group.lower() and p.permission == "GpoApply" for p in state.gpo.permissions
         )
-        if row is not None and row.exists and granted and _permission(state, "Authenticated Users") == "GpoRead":
-            self._record_group(store, group, created=False, granted=False)
+        members = list(row.members) if row is not None and row.exists else []
+        if row is not None and row.exists and granted and _everyone(state) == "GpoRead":
+            self._record_group(store, group, created=False, granted=False, members=members)
             return
-        self._record_group(store, group, created=not (row and row.exists), granted=not granted)  # intent first
+        exists = bool(row and row.exists)
+        self._record_group(store, group, created=not exists, granted=not granted, members=members)  # intent first
         params = FilterParams(gpo_name=self.gpo.name, group_name=group, group_path=self.gpo.group_path or "")
         result: FilterResult = self.dc_run(SET_GPO_FILTER, params)
         if result.group_created:
             self.progress(f"AD group {group} created; it has GpoApply on '{self.gpo.name}'")
 
-    def _record_group(self, store: JournalStore, group: str, *, created: bool, granted: bool) -> None:
+    def _record_group(
+        self, store: JournalStore, group: str, *, created: bool, granted: bool, members: list[str]
+    ) -> None:
         with store.transition() as journal:
             assert journal.gpo is not None
             record = next((g for g in journal.gpo.groups if g.name.lower() == group.lower()), None)
             if record is None:
-                journal.gpo.groups.append(GpoGroupRecord(name=group, created=created, permission_granted=granted))
+                journal.gpo.groups.append(
+                    GpoGroupRecord(name=group, created=created, permission_granted=granted, members_before=members)
+                )
+            elif record.removed:
+                # A rollback undid this group's changes: the domain as it is now is the new before-state.
+                record.created, record.permission_granted, record.removed = created, granted, False
+                record.members_before = members
             else:
                 record.created = record.created or created
                 record.permission_granted = record.permission_granted or granted
-                record.removed = False
+                if record.members_before is None:
+                    record.members_before = members
 
     # -- a wave -------------------------------------------------------------------------------------------
     def run_wave(self, wave: RolloutWave, targets: list[HostTarget], store: JournalStore) -> bool:
@@ -712,12 +754,15 @@ class GpoStrategy:
                 store.host(name, lambda e, d=diff: setattr(e, "state", final_state(d)))  # type: ignore[misc]
                 self.progress(f"  {name}: verified (the GPO applies already; nothing to change)")
             else:
-                if sam.lower() not in members:
+                adding = sam.lower() not in members
+                if adding:
                     to_add.append(sam)
 
-                def applying(entry: HostEntry) -> None:
+                def applying(entry: HostEntry, adding: bool = adding) -> None:
                     entry.state = "applying"
-                    if entry.before.get(group_item(group)) == 0:
+                    # Only a membership this run adds is procaudit's to remove (not one found in place: the
+                    # journal's first before-value may predate a rollback and someone adding it since).
+                    if adding:
                         entry.membership = group
 
                 store.host(name, applying)
@@ -764,10 +809,37 @@ class DomainError(RemoteScriptError):
     """A step on the domain controller failed; the message names the DC and the script."""
 
 
-def _permission(state: GpoStateResult, trustee: str) -> str | None:
+def _everyone(state: GpoStateResult) -> str | None:
+    """Authenticated Users' permission on the GPO, found by SID (``None``: it has none, or there is no GPO)."""
     if state.gpo is None:
         return None
-    return next((p.permission for p in state.gpo.permissions if (p.trustee or "").lower() == trustee.lower()), None)
+    rows = [p for p in state.gpo.permissions if (p.trustee_sid or "").upper() == AUTHENTICATED_USERS_SID]
+    return next((p.permission for p in rows), None)
+
+
+class GpoTakeOverError(UserInputError):
+    """The GPO name is taken by a GPO procaudit did not deploy (and --take-over-gpo was not given)."""
+
+
+def check_resume(journal: Journal, options: GpoOptions, path: Path) -> None:
+    """A journal's GPO deployment resumes only with the same GPO name, DC, OUs and group prefix."""
+    entry = journal.gpo
+    if entry is None:
+        return
+    differences = []
+    if entry.name.lower() != options.name.lower():
+        differences.append(f"--gpo-name {entry.name!r}, not {options.name!r}")
+    if entry.dc.lower() != options.dc.name.lower():
+        differences.append(f"--dc {entry.dc}, not {options.dc.name}")
+    if entry.ous and sorted(o.lower() for o in entry.ous) != sorted(o.lower() for o in options.ous):
+        differences.append(f"--ou {' '.join(entry.ous)}, not {' '.join(options.ous)}")
+    if entry.group_prefix is not None and entry.group_prefix != options.group_prefix:
+        differences.append(f"--group-prefix {entry.group_prefix}, not {options.group_prefix}")
+    if differences:
+        raise JournalError(
+            f"--journal {path} is the deployment of another GPO setup ({'; '.join(differences)}): resume it with "
+            "the same options, or start a new journal file"
+        )
 
 
 def _summary(payload: GpoPayload) -> list[str]:

@@ -43,8 +43,6 @@ HostState = Literal[
 ]
 # States a run leaves a host in only when it was stopped in the middle of that host.
 IN_FLIGHT: Final[frozenset[str]] = frozenset({"reading", "journaled", "applying", "applied"})
-# States that mean procaudit may have changed the host.
-TOUCHED: Final[frozenset[str]] = frozenset({"applying", "applied", "verified", "failed", "rolled_back"})
 WaveState = Literal["pending", "running", "verifying", "soaking", "passed", "stopped", "rolled_back"]
 Strategy = Literal["direct", "gpo"]
 
@@ -57,12 +55,22 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Error kinds that say the host could not be reached or answered (exit 3), not that a change or check failed.
+HOST_PROBLEM_KINDS: Final[frozenset[str]] = frozenset(
+    {"unreachable", "auth", "tls", "timeout", "dropped", "protocol", "cancelled", "error"}
+)
+
+
 class HostError(BaseModel):
     at: datetime
     state: str
     """The state the host was in when it failed."""
     kind: str
     message: str
+
+    @property
+    def host_problem(self) -> bool:
+        return self.kind in HOST_PROBLEM_KINDS
 
 
 class HostVerify(BaseModel):
@@ -71,6 +79,11 @@ class HostVerify(BaseModel):
     reason: str
     detail: str
     at: datetime
+
+    @property
+    def failed(self) -> bool:
+        """The failure predicate for verify results (the gate, the host status and the exit code use it)."""
+        return self.status in ("FAIL", "ERROR")
 
 
 class RollbackRecord(BaseModel):
@@ -136,21 +149,28 @@ class WaveEntry(BaseModel):
     soak_started: datetime | None = None
     soak_ended: datetime | None = None
     gate: GateDecision | None = None
-    group: str | None = None
-    """GPO strategy: the wave's AD group."""
+
+
+LinkState = Literal["absent", "disabled", "enabled"]
 
 
 class GpoLinkRecord(BaseModel):
     target: str
     created: bool
-    """procaudit created this link (a rollback removes only links it created)."""
+    """procaudit created this link (it was absent before)."""
+    before: LinkState = "absent"
+    """The link's state before procaudit touched it: a rollback removes a link that was absent and disables one
+    that was disabled (an enabled one procaudit never touches, so it is never recorded)."""
     removed: bool = False
+    """A rollback restored the before-state (a later deploy that links again records a fresh before-state)."""
 
 
 class GpoGroupRecord(BaseModel):
     name: str
     created: bool
     permission_granted: bool
+    members_before: list[str] | None = None
+    """The group's members (sAMAccountNames) before procaudit added any: a rollback never removes them."""
     removed: bool = False
 
 
@@ -164,8 +184,15 @@ class GpoEntry(BaseModel):
     """Import-GPO created the GPO (it did not exist before)."""
     imported: bool = False
     settings_sha256: str | None = None
+    took_over: bool = False
+    """The GPO existed with other settings and ``--take-over-gpo`` let procaudit replace them (not reversible)."""
+    ous: list[str] = []
+    """The ``--ou`` targets of the deployment (a resume with others is refused)."""
+    group_prefix: str | None = None
     authenticated_users_before: str | None = None
-    """Authenticated Users' permission on the GPO before filtering (``GpoApply`` for a new GPO)."""
+    """Authenticated Users' (S-1-5-11) permission on the GPO before filtering: ``GpoApply`` for a new GPO,
+    ``None`` when it had none (valid once ``authenticated_users_known``)."""
+    authenticated_users_known: bool = False
     links: list[GpoLinkRecord] = []
     groups: list[GpoGroupRecord] = []
     state: Literal["pending", "imported", "filtered", "linked", "rolled_back"] = "pending"

@@ -31,7 +31,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from procaudit.facts import CMDLINE_VALUE, FORCE_VALUE, HostFacts, SourcedSetting
+from procaudit.facts import CMDLINE_VALUE, FORCE_VALUE, HostFacts, SourcedSetting, force_in_effect
 from procaudit.parsers.auditpol import (
     LEGACY_CATEGORIES,
     PROCESS_CREATION_GUID,
@@ -45,7 +45,6 @@ FORCE_ITEM: Final = f"registry:{FORCE_VALUE}"
 CMDLINE_ITEM: Final = f"registry:{CMDLINE_VALUE}"
 LOG_SIZE_ITEM: Final = "security_log:max_size"
 PROCESS_CREATION_ITEM: Final = f"audit:{PROCESS_CREATION_GUID}"
-REGISTRY_NAMES: Final = (FORCE_VALUE, CMDLINE_VALUE)
 
 # wevtutil and the Event Log service keep the maximum size in 64 KiB steps; a requested size is rounded up.
 LOG_SIZE_STEP: Final = 64 * 1024
@@ -245,7 +244,9 @@ def direct_changes(facts: HostFacts, desired: DesiredState, *, force_local: bool
                 reason=f"the audit policy could not be read ({why})",
             )
         )
-    elif force_needed and not force_refused:
+    elif force_needed and not force_refused and not force_in_effect(facts):
+        # The legacy categories apply now (the flag is 0): carry them over so forcing loses no auditing. Where the
+        # flag is absent its default (Enabled) is in effect already and the subcategories hold their own values.
         legacy = facts.legacy
         if legacy is None:
             why = facts.problems.get("legacy", "secedit returned nothing")

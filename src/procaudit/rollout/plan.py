@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field
 
 from procaudit.errors import UserInputError
 from procaudit.estimate.report import EstimateHost, EstimateReport
+from procaudit.rollout.planfile import gate_stops
 
 SCHEMA: Final = "procaudit.plan/1"
 WaveKind = Literal["canary", "standard", "busy", "dc", "unknown"]
@@ -111,8 +112,7 @@ class Wave(BaseModel):
     notes: list[str] = []
 
     def should_stop(self, failed: int) -> bool:
-        """Ansible semantics: stop when the failed share of this wave's hosts EXCEEDS max_fail_percent."""
-        return bool(self.hosts) and failed * 100 > self.max_fail_percent * len(self.hosts)
+        return gate_stops(failed, len(self.hosts), self.max_fail_percent)
 
 
 class PlanTotals(BaseModel):

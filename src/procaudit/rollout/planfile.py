@@ -28,6 +28,11 @@ from procaudit.errors import UserInputError
 from procaudit.units import parse_duration
 
 
+def gate_stops(failed: int, total: int, max_fail_percent: float) -> bool:
+    """The gate rule (Ansible semantics): stop when the failed share of a wave's hosts EXCEEDS the percentage."""
+    return total > 0 and failed * 100 > max_fail_percent * total
+
+
 class PlanFileError(UserInputError):
     """The plan file cannot be used; the message names the file and the field."""
 
@@ -42,8 +47,7 @@ class RolloutWave(BaseModel):
     max_fail_percent: float = Field(default=0.0, ge=0, le=100)
 
     def should_stop(self, failed: int) -> bool:
-        """Ansible semantics: stop when the failed share of this wave EXCEEDS ``max_fail_percent``."""
-        return bool(self.hosts) and failed * 100 > self.max_fail_percent * len(self.hosts)
+        return gate_stops(failed, len(self.hosts), self.max_fail_percent)
 
 
 class RolloutPlan(BaseModel):

@@ -36,7 +36,7 @@ from procaudit.rollout.gpo import (
     RefreshParams,
     sam_of,
 )
-from procaudit.rollout.journal import HostEntry, JournalStore, RollbackRecord, now
+from procaudit.rollout.journal import GpoEntry, HostEntry, JournalStore, RollbackRecord, now
 from procaudit.rollout.operations import CMDLINE_ITEM, Change, current_value, format_value, item_label, readable
 from procaudit.transport.base import Connector, HostTarget
 
@@ -67,6 +67,7 @@ class RollbackReport(BaseModel):
     lab: bool
     hosts: list[RollbackHost]
     domain: list[str] = []
+    interrupted: bool = False
     summary: str = ""
 
     def to_json(self) -> str:
@@ -74,7 +75,10 @@ class RollbackReport(BaseModel):
 
     @property
     def exit_code(self) -> int:
+        """130 interrupted, 3 a host in ERROR or FAILED, 1 a value left alone (PARTIAL), 0 restored."""
         statuses = {h.status for h in self.hosts}
+        if self.interrupted:
+            return 130
         if statuses & {"ERROR", "FAILED"}:
             return 3
         return 1 if "PARTIAL" in statuses else 0
@@ -187,6 +191,7 @@ class Rollback:
             lab=journal.lab,
             hosts=ordered,
             domain=domain,
+            interrupted=result.interrupted,
         )
         report.summary = _summary(report)
         return report
@@ -274,9 +279,12 @@ class Rollback:
             if entry.membership:
                 by_group.setdefault(entry.membership, []).append(entry)
         for group_name, entries in by_group.items():
-            members = tuple(sam_of(e.computer_name or e.host) for e in entries)
-            self._dc_run(SET_GROUP_MEMBER, MemberParams(group_name=group_name, member=members, remove=True))
-            steps.append(f"removed {', '.join(members)} from {group_name}")
+            record = next((g for g in gpo.groups if g.name.lower() == group_name.lower()), None)
+            kept = {m.lower() for m in (record.members_before or [])} if record else set()
+            members = tuple(s for s in (sam_of(e.computer_name or e.host) for e in entries) if s.lower() not in kept)
+            if members:
+                self._dc_run(SET_GROUP_MEMBER, MemberParams(group_name=group_name, member=members, remove=True))
+                steps.append(f"removed {', '.join(members)} from {group_name}")
 
             def cleared(e: HostEntry) -> None:
                 e.membership = None
@@ -289,28 +297,42 @@ class Rollback:
             if remaining:
                 steps.append(f"the GPO stays linked: {len(remaining)} host(s) of other waves still apply it")
             return steps
-        created_links = [lk.target for lk in gpo.links if lk.created and not lk.removed]
+        created_links = [lk.target for lk in gpo.links if lk.before == "absent" and not lk.removed]
         if created_links:
             self._dc_run(SET_GPO_LINK, LinkParams(gpo_name=gpo.name, target=tuple(created_links), remove=True))
             steps.append(f"removed the link(s) on {', '.join(created_links)}")
-        everyone = "GpoApply" if (gpo.authenticated_users_before or "GpoApply") == "GpoApply" else "GpoRead"
+        disabled_links = [lk.target for lk in gpo.links if lk.before == "disabled" and not lk.removed]
+        if disabled_links:
+            self._dc_run(SET_GPO_LINK, LinkParams(gpo_name=gpo.name, target=tuple(disabled_links), disable=True))
+            steps.append(f"disabled the link(s) on {', '.join(disabled_links)} again (they were disabled before)")
+        everyone = _everyone_before(gpo)
+        everyone_set = False
         for group in gpo.groups:
             if group.removed:
                 continue
             if group.permission_granted or group.created:
+                everyone_set = True
                 params = FilterParams(
                     gpo_name=gpo.name,
                     group_name=group.name,
-                    authenticated_users=everyone,  # type: ignore[arg-type]
+                    authenticated_users=everyone,
                     remove=True,
                     remove_group=group.created,
                 )
                 self._dc_run(SET_GPO_FILTER, params)
                 steps.append(f"removed {group.name}'s permission" + (" and the group" if group.created else ""))
+        theirs = [g for g in gpo.groups if not g.removed and not (g.permission_granted or g.created)]
+        if not everyone_set and theirs:
+            # No group of ours to remove, but filtering may have lowered Authenticated Users: put it back through
+            # a group that had GpoApply before (the script leaves that group's permission as it is).
+            self._dc_run(
+                SET_GPO_FILTER, FilterParams(gpo_name=gpo.name, group_name=theirs[0].name, authenticated_users=everyone)
+            )
+        steps.append(f"Authenticated Users: {everyone} (as before the deployment)")
         with self.store.transition() as j:
             assert j.gpo is not None
             for lk in j.gpo.links:
-                lk.removed = lk.removed or lk.created
+                lk.removed = True
             for g in j.gpo.groups:
                 g.removed = True
             j.gpo.state = "rolled_back"
@@ -318,6 +340,19 @@ class Rollback:
             f"GPO '{gpo.name}' left in the domain, unlinked (nothing applies it); delete it with Remove-GPO if unwanted"
         )
         return steps
+
+
+def _everyone_before(gpo: GpoEntry) -> Literal["GpoRead", "GpoApply", "None"]:
+    """The permission a rollback gives Authenticated Users back (``None``: it had none before)."""
+    before = gpo.authenticated_users_before
+    if before is None:
+        # Journals written before the before-state was known to be absent recorded a new GPO's GpoApply.
+        return "None" if gpo.authenticated_users_known else "GpoApply"
+    if before in ("GpoRead", "GpoApply"):
+        return before  # type: ignore[return-value]
+    # A higher level (GpoEdit ...) was replaced by GpoRead: Set-GPPermission cannot give it back through
+    # this script; GpoApply is the closest level that keeps the GPO applying where it applied.
+    return "GpoApply"
 
 
 def _summary(report: RollbackReport) -> str:

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from procaudit.facts import GroupMember, HostFacts, RegistryFacts, RegistryValueFact, SourcedSetting
+from procaudit.facts import (
+    GroupMember,
+    HostFacts,
+    LegacyAuditFacts,
+    RegistryFacts,
+    RegistryValueFact,
+    SourcedSetting,
+    legacy_in_the_way,
+)
 from procaudit.readiness.catalog import load_catalog
 from procaudit.readiness.engine import HostStatus, evaluate, host_status, readiness_for, summarize
 from procaudit.readiness.evaluators import EVALUATORS, Status
@@ -174,3 +182,39 @@ def test_summary_counts_groups_and_orders_blockers_by_severity(lab_facts: Facts)
     assert [b.short for b in summary.blockers][:2] == ["cmdline-off", "no-4688-cmdline"]
     assert summary.text.startswith("1 of 4 hosts ready; 1 blocked by cmdline-off;")
     assert "2 by scom-agent" in summary.text
+
+
+def with_force(facts: HostFacts, value: int | None) -> HostFacts:
+    values = tuple(v for v in facts.registry.values if v.name != "SCENoApplyLegacyAuditPolicy")
+    if value is not None:
+        lsa = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
+        values += (RegistryValueFact(key=lsa, name="SCENoApplyLegacyAuditPolicy", value=value, kind="DWord"),)
+    return facts.model_copy(update={"registry": RegistryFacts(values=values)})
+
+
+def test_an_absent_force_flag_counts_as_its_default_enabled_unless_configured_otherwise(lab_facts: Facts) -> None:
+    legacy_gpo = lab_facts("legacy-override")  # a legacy GPO defines Audit process tracking = No auditing
+    absent = with_force(legacy_gpo, None)
+    assert legacy_in_the_way(absent) is None
+    assert run("audit_force_subcategory_policy", absent)[0] == Status.PASS
+    meta = next(c for c in load_catalog() if c.id == "audit_force_subcategory_policy")
+    assert meta.params["force_absent_enabled"] is True  # the shipped default, per gpo_audit.md 3.2
+    strict = EVALUATORS["audit_force_subcategory_policy"](absent, {"force_absent_enabled": False})
+    assert strict.status == Status.FAIL and "SCENoApplyLegacyAuditPolicy is not set" in strict.detail
+    disabled = with_force(legacy_gpo, 0)
+    status, detail = run("audit_force_subcategory_policy", disabled)
+    assert status == Status.FAIL and "GPO 'CORP Legacy Audit (2008)'" in detail
+    assert run("policy_source_consistent", disabled)[0] == Status.FAIL
+    assert run("policy_source_consistent", absent)[0] != Status.FAIL  # the legacy GPO no longer conflicts
+
+
+def test_a_legacy_category_in_the_local_security_policy_is_in_the_way_too(lab_facts: Facts) -> None:
+    facts = with_force(lab_facts("ready"), 0)
+    assert facts.policy is not None and facts.policy.legacy_process_tracking is None
+    assert legacy_in_the_way(facts) is None  # every host lists undefined categories as 0
+    local = facts.model_copy(update={"legacy": LegacyAuditFacts(categories={"AuditProcessTracking": 2})})
+    blocking = legacy_in_the_way(local)
+    assert blocking is not None and blocking.where == "the local security policy" and blocking.value == 2
+    status, detail = run("audit_force_subcategory_policy", local)
+    assert status == Status.FAIL and "the local security policy applies" in detail
+    assert run("audit_force_subcategory_policy", with_force(local, 1))[0] == Status.PASS

@@ -8,10 +8,12 @@ import json
 import re
 from collections.abc import Callable
 
+from lxml import etree
+
 from procaudit.facts import HostFacts
 from procaudit.readiness.catalog import load_catalog
 from procaudit.readiness.engine import _report, readiness_for
-from procaudit.report.readiness import chart_model, readiness_csv, readiness_html
+from procaudit.report.readiness import readiness_chart, readiness_csv, readiness_html
 
 Facts = Callable[[str], HostFacts]
 
@@ -27,17 +29,24 @@ def test_html_is_self_contained_and_escapes_host_text(lab_facts: Facts) -> None:
     assert "g&amp;1" in html
     assert not re.search(r"""(src|href)=["'](?!#|https://)""", html), "no local or relative assets"
     assert "<link" not in html and "@import" not in html
-    assert html.count('class="bar bar-') == 2  # g&1: one not-ready segment; ungrouped: one ready segment
+    assert html.count("data-value=") == 2  # g&1: one not-ready segment; ungrouped: one ready segment
 
 
 def test_chart_bars_are_proportional(lab_facts: Facts) -> None:
     catalog = load_catalog()
     hosts = [readiness_for(lab_facts(p), catalog, groups=["a"]) for p in ("ready", "ready", "cmdline-off")]
     hosts.append(readiness_for(lab_facts("ready"), catalog, groups=["b"]))
-    chart = chart_model(_report(hosts, catalog, "winrm"), bar_width=600)
-    a, b = chart["rows"]
-    assert [(s.kind, s.count, s.width) for s in a.segments] == [("ready", 2, 400.0), ("not_ready", 1, 200.0)]
-    assert [(s.kind, s.width) for s in b.segments] == [("ready", 200.0)]
+    svg = etree.fromstring(readiness_chart(_report(hosts, catalog, "winrm")).encode())
+    rows: dict[str, list[tuple[str, float, float]]] = {}
+    for rect in svg.iter("{http://www.w3.org/2000/svg}rect"):
+        if rect.get("data-value") is not None:
+            rows.setdefault(rect.get("y") or "", []).append(
+                (rect.get("fill") or "", float(rect.get("data-value") or 0), float(rect.get("width") or 0))
+            )
+    a, b = rows.values()
+    assert [count for _fill, count, _width in a] == [2, 1] and [count for _f, count, _w in b] == [1]
+    assert a[0][2] == 2 * a[1][2] == 2 * b[0][2]  # one scale: widths proportional to host counts
+    assert a[0][0] == b[0][0] != a[1][0]  # ready has one colour, not ready another
 
 
 def test_csv_and_json_shapes(lab_facts: Facts) -> None:

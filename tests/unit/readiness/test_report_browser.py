@@ -102,14 +102,14 @@ def test_report_renders_with_a_visible_chart(lab_facts: Facts, tmp_path: Path) -
 
     dom = chromium("--dump-dom", url, profile=tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert re.search(r'<svg id="readiness-chart"', dom.stdout)
-    bars = re.findall(r'class="bar bar-(\w+)" data-group="([^"]+)" data-count="(\d+)"', dom.stdout)
+    assert re.search(r'<div id="readiness-chart"><svg', dom.stdout)
+    bars = re.findall(r'fill="(#[0-9a-f]{6})"[^>]*data-value="(\d+)"><title>([^<:]+):', dom.stdout)
     assert sorted(bars) == sorted(
         [
-            ("error", "dcs", "1"),
-            ("ready", "servers", "1"),
-            ("not_ready", "servers", "1"),
-            ("not_ready", "workstations", "1"),
+            ("#616161", "1", "unreachable / error"),  # dcs
+            ("#2e7d32", "1", "ready"),  # servers
+            ("#c62828", "1", "not ready"),  # servers
+            ("#c62828", "1", "not ready"),  # workstations
         ]
     )
 

@@ -60,6 +60,7 @@ def test_failure_auditing_is_kept() -> None:
 
 def test_legacy_categories_are_carried_over_before_the_force_flag() -> None:
     host = lab_host("fresh-2019")
+    host.registry[LSA_KEY][FORCE_VALUE] = 0  # disabled (absent would count as its default, Enabled)
     host.policy.legacy = {"AuditProcessTracking": 3, "AuditLogonEvents": 1, "AuditSystemEvents": 0}
     host.refresh_policy()  # the legacy categories are what LSA holds now
     host.policy.lsa[LOGON_GUIDS[0]] = 0  # someone changed one subcategory since: it gets the legacy value back
@@ -75,6 +76,7 @@ def test_legacy_categories_are_carried_over_before_the_force_flag() -> None:
 
 def test_legacy_carry_over_sets_every_subcategory_that_differs_and_loses_no_auditing() -> None:
     host = lab_host("fresh-2019")
+    host.registry[LSA_KEY][FORCE_VALUE] = 0  # the legacy categories apply at each refresh
     host.policy.legacy = {"AuditProcessTracking": 2, "AuditLogonEvents": 3}
     for guid in (*LOGON_GUIDS, *TRACKING_GUIDS):
         host.policy.lsa[guid] = 0  # advanced policy applied after the legacy one, say
@@ -94,6 +96,17 @@ def test_legacy_carry_over_sets_every_subcategory_that_differs_and_loses_no_audi
     assert after.audit is not None
     assert all(after.audit.settings[g] == 3 for g in LOGON_GUIDS)
     assert after.audit.process_creation == 3
+
+
+def test_no_carry_over_where_the_force_flag_is_absent_its_default_is_in_effect() -> None:
+    host = lab_host("fresh-2019")  # no SCENoApplyLegacyAuditPolicy: Enabled by default (gpo_audit.md 3.2)
+    host.policy.legacy = {"AuditProcessTracking": 1, "AuditLogonEvents": 3}
+    host.policy.lsa[PROCESS_CREATION] = 2
+    host.refresh_policy()  # the legacy categories do not apply
+    diff = direct_changes(facts(host), DesiredState())
+    assert [c.item for c in diff.changes] == [FORCE_ITEM, PROCESS_CREATION_ITEM, CMDLINE_ITEM]
+    change = next(c for c in diff.changes if c.item == PROCESS_CREATION_ITEM)
+    assert (change.before, change.after) == (2, 3)  # failure auditing stays: nothing legacy is carried over
 
 
 def test_no_carry_over_when_subcategories_already_win_or_the_category_audits_nothing() -> None:

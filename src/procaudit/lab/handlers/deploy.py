@@ -10,10 +10,10 @@ parameter validation PowerShell does before the script runs (``ValidatePattern``
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 from procaudit.lab import eventlog, wintext
+from procaudit.lab.handlers.common import BindingError, as_list, mandatory, validate_pattern, validate_range, what_if
 from procaudit.lab.model import AUDIT_KEY, CMDLINE_VALUE, FORCE_VALUE, LSA_KEY, LabHost
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
@@ -24,67 +24,6 @@ ITEM_PATTERN: Final = (
     r"Registry:(SCENoApplyLegacyAuditPolicy|ProcessCreationIncludeCmdLine_Enabled)|SecurityLogMaxSizeKB)$"
 )
 _OWNED_KEYS: Final = {FORCE_VALUE: LSA_KEY, CMDLINE_VALUE: AUDIT_KEY}
-
-
-class ParameterError(Exception):
-    """A parameter binding failure, worded as Windows PowerShell words it."""
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def mandatory(run: ScriptRun, name: str) -> Any:
-    if name not in run.parameters or run.parameters[name] is None:
-        raise ParameterError(
-            f"Cannot bind argument to parameter '{name}' because it is null."
-            if name in run.parameters
-            else f"Cannot process command because of one or more missing mandatory parameters: {name}."
-        )
-    return run.parameters[name]
-
-
-def validate_pattern(name: str, values: list[Any], pattern: str) -> list[str]:
-    # PowerShell's -match is case-insensitive, and so is ValidatePattern.
-    for value in values:
-        if not re.match(pattern, str(value), re.IGNORECASE):
-            raise ParameterError(
-                f"Cannot validate argument on parameter '{name}'. The argument \"{value}\" does not match the "
-                f'"{pattern}" pattern. Supply an argument that matches "{pattern}" and try the command again.'
-            )
-    return [str(v) for v in values]
-
-
-def validate_range(name: str, values: list[Any], low: int, high: int) -> list[int]:
-    numbers = []
-    for value in values:
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise ParameterError(
-                f"Cannot process argument transformation on parameter '{name}'. Cannot convert value \"{value}\" "
-                'to type "System.Int32". Error: "Input string was not in a correct format."'
-            ) from None
-        if number < low:
-            raise ParameterError(
-                f"Cannot validate argument on parameter '{name}'. The {number} argument is less than the minimum "
-                f"allowed range of {low}. Supply an argument that is greater than or equal to {low} and then try "
-                "the command again."
-            )
-        if number > high:
-            raise ParameterError(
-                f"Cannot validate argument on parameter '{name}'. The {number} argument is greater than the "
-                f"maximum allowed range of {high}. Supply an argument that is less than or equal to {high} and "
-                "then try the command again."
-            )
-        numbers.append(number)
-    return numbers
-
-
-def what_if(run: ScriptRun) -> bool:
-    return bool(run.parameters.get("WhatIf"))
 
 
 def registry_value(host: LabHost, key: str, name: str) -> dict[str, Any]:
@@ -99,7 +38,7 @@ def _set_settings(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     try:
         items = validate_pattern("Item", as_list(mandatory(run, "Item")), ITEM_PATTERN)
         values = validate_range("Value", as_list(mandatory(run, "Value")), -1, 2147483647)
-    except ParameterError as exc:
+    except BindingError as exc:
         return ScriptOutcome(failure=str(exc))
     if len(items) != len(values):
         return ScriptOutcome(failure=f"Item and Value must pair up: {len(items)} items, {len(values)} values")

@@ -17,8 +17,8 @@ from lxml import etree
 
 from procaudit.errors import ParseError
 from procaudit.gpo.payload import PAYLOAD_FILES, normalize_relative, read_payload
-from procaudit.lab.directory import AUTHENTICATED_USERS, CmdletError, Directory, LabGpo, directory_of
-from procaudit.lab.handlers.deploy import ParameterError, as_list, mandatory, validate_pattern, what_if
+from procaudit.lab.directory import AUTHENTICATED_USERS_SID, CmdletError, Directory, LabGpo, directory_of
+from procaudit.lab.handlers.common import BindingError, as_list, mandatory, validate_pattern, validate_set, what_if
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
 
@@ -55,27 +55,22 @@ def _run(ctx: HandlerContext, run: ScriptRun, first_cmdlet: str, body: Any) -> S
         directory = _dc(ctx, first_cmdlet)
         with ctx.world.lock:
             document = body(directory, run)
-    except (CmdletError, ParameterError) as exc:
+    except (CmdletError, BindingError) as exc:
         return ScriptOutcome(failure=str(exc))
     return ScriptOutcome(output=[ps_json(document)])
 
 
 def _permissions(gpo: LabGpo) -> list[dict[str, Any]]:
     return [
-        {"Trustee": p.trustee, "TrusteeType": p.trustee_type, "Permission": p.permission, "Inherited": p.inherited}
+        {
+            "Trustee": p.trustee,
+            "TrusteeSid": p.sid or None,
+            "TrusteeType": p.trustee_type,
+            "Permission": p.permission,
+            "Inherited": p.inherited,
+        }
         for p in gpo.permissions
     ]
-
-
-def _validate_set(name: str, values: list[Any], allowed: tuple[str, ...]) -> list[str]:
-    for value in values:
-        if not any(str(value).lower() == a.lower() for a in allowed):
-            raise ParameterError(
-                f"Cannot validate argument on parameter '{name}'. The argument \"{value}\" does not belong to the set "
-                f'"{",".join(allowed)}" specified by the ValidateSet attribute. Supply an argument that is in the set '
-                "and then try the command again."
-            )
-    return [next(a for a in allowed if a.lower() == str(v).lower()) for v in values]
 
 
 # --- Get-ProcAuditGpoState ------------------------------------------------------------------------------------
@@ -153,7 +148,7 @@ def _get_state(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
 def _import(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     backup_id = validate_pattern("BackupId", [mandatory(run, "BackupId")], BACKUP_ID)[0]
     target_name = str(mandatory(run, "TargetName"))
-    paths = _validate_set("RelativePath", as_list(mandatory(run, "RelativePath")), RELATIVE_PATHS)
+    paths = validate_set("RelativePath", as_list(mandatory(run, "RelativePath")), RELATIVE_PATHS)
     contents = [str(c) for c in as_list(mandatory(run, "ContentBase64"))]
     digests = validate_pattern("Sha256", as_list(mandatory(run, "Sha256")), r"^[0-9a-f]{64}$")
     if not len(paths) == len(contents) == len(digests):
@@ -221,8 +216,8 @@ def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     gpo = directory.require_gpo(str(mandatory(run, "GpoName")))
     group_name = validate_pattern("GroupName", [mandatory(run, "GroupName")], GROUP)[0]
     path = str(run.parameters.get("GroupPath") or "") or None
-    everyone = _validate_set(
-        "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply")
+    everyone = validate_set(
+        "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply", "None")
     )[0]
     remove = bool(run.parameters.get("Remove"))
     before = _permissions(gpo)
@@ -241,8 +236,10 @@ def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
         if run.parameters.get("RemoveGroup") and group is not None and not group.members and not skip:
             directory.remove_group(group_name)
             deleted = True
-    if gpo.permission_of(AUTHENTICATED_USERS) != everyone and not skip:
-        directory.set_permission(gpo, AUTHENTICATED_USERS, "WellKnownGroup", everyone, replace=True)
+    # The script finds Authenticated Users by its SID and sets it by the name the SID translates to.
+    everyone_now = next((p.permission for p in gpo.permissions if p.sid == AUTHENTICATED_USERS_SID), None)
+    if everyone_now != (None if everyone == "None" else everyone) and not skip:
+        directory.set_permission(gpo, directory.authenticated_users, "WellKnownGroup", everyone, replace=True)
     return {"GroupCreated": created, "GroupDeleted": deleted, "Before": before, "After": _permissions(gpo)}
 
 
@@ -258,6 +255,7 @@ def _link(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     name = str(mandatory(run, "GpoName"))
     targets = validate_pattern("Target", as_list(mandatory(run, "Target")), r"^(OU|DC)=")
     remove = bool(run.parameters.get("Remove"))
+    disable = bool(run.parameters.get("Disable"))
     skip = what_if(run)
     gpo = directory.gpo_by_name(name)
 
@@ -272,6 +270,10 @@ def _link(directory: Directory, run: ScriptRun) -> dict[str, Any]:
         if not skip:
             if remove and before != "absent":
                 directory.remove_link(directory.require_gpo(name), target)
+            elif disable and not remove:
+                if before == "enabled":
+                    link = next(lk for lk in directory.links_of(target) if gpo is not None and lk.gpo_id == gpo.id)
+                    link.enabled = False
             elif not remove and before == "absent":
                 directory.new_link(directory.require_gpo(name), target)
             elif not remove and before == "disabled":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from procaudit.lab import eventlog
+from procaudit.lab.handlers.common import BindingError, optional_int
 from procaudit.lab.model import LabHost
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
@@ -21,20 +22,6 @@ _LOG_MODES = {"overwrite": "Circular", "archive": "AutoBackup", "retain": "Retai
 
 def _seconds(moment: datetime) -> int:
     return int(moment.timestamp() // 1)
-
-
-def _int_param(run: ScriptRun, name: str, default: int, low: int, high: int) -> int | str:
-    """A bound [int] parameter with its ValidateRange, or the message PowerShell's binder would give."""
-    value = run.parameters.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return f"Cannot process argument transformation on parameter '{name}'."
-    if not low <= value <= high:
-        return (
-            f"Cannot validate argument on parameter '{name}'. The {value} argument is "
-            f"{'less' if value < low else 'greater'} than the {'minimum' if value < low else 'maximum'} "
-            f"allowed range of {low if value < low else high}."
-        )
-    return value
 
 
 def _counts(host: LabHost, source: str, start: datetime, now: datetime) -> list[tuple[datetime, int]]:
@@ -65,10 +52,13 @@ def _last_event(rows: list[tuple[datetime, int]], now: datetime) -> datetime | N
 @handles("Measure-ProcessCreationRate")
 def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     host, now = ctx.host, ctx.world.clock()
-    window = _int_param(run, "WindowHours", 168, 1, 8784)
-    sample_count = _int_param(run, "SizeSampleCount", 200, 1, 5000)
-    if isinstance(window, str) or isinstance(sample_count, str):
-        return ScriptOutcome(failure=window if isinstance(window, str) else str(sample_count))
+    try:
+        window = optional_int(run, "WindowHours", 168, 1, 8784)
+        sample_count = optional_int(run, "SizeSampleCount", 200, 1, 5000)
+        max_records = optional_int(run, "MaxRecords", 20000000, 1000, 1000000000)
+        optional_int(run, "TimeBudgetSeconds", 900, 10, 86400)  # the lab reads at once: never reached
+    except BindingError as exc:
+        return ScriptOutcome(failure=str(exc))
     start = now - timedelta(hours=window)
     first_hour = _seconds(start) // 3600
     buckets = _seconds(now) // 3600 - first_hour + 1
@@ -91,6 +81,20 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     total = sum(counts)
     first = _first_event(rows, start, oldest) if source else None
     last = _last_event(rows, now) if source else None
+    truncated = total > max_records
+    if truncated:
+        # The script reads newest first and stops at MaxRecords: older hours are not counted, and in the hour
+        # where it stopped only the newest records are (spread evenly over the hour, as the lab lays them).
+        kept, left = [0] * buckets, max_records
+        for index in range(buckets - 1, -1, -1):
+            take = min(counts[index], left)
+            kept[index], left = take, left - take
+            if left == 0:
+                hour_start = (first_hour + index) * 3600
+                share = take / counts[index] if counts[index] else 1.0
+                first = datetime.fromtimestamp(hour_start + 3600 * (1 - share), UTC)
+                break
+        counts, total = kept, max_records
     process_total = total if source == "Security/4688" else 0
     size = eventlog.size_sample(host, now, sample_count, process_total)
     log = host.security_log
@@ -106,6 +110,9 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
         "FirstEventUtc": _seconds(first) if first else None,
         "LastEventUtc": _seconds(last) if last else None,
         "SourceLogOldestUtc": _seconds(oldest),
+        "Truncated": truncated,
+        "TruncatedBy": "MaxRecords" if truncated else None,
+        "CountedFromUtc": _seconds(first) if truncated and first else None,
         "SecurityLog": {
             "MaximumSizeInBytes": log.max_size,
             "LogMode": _LOG_MODES[log.retention],
@@ -126,9 +133,10 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
 
 @handles("Measure-ProcessStartSample")
 def _measure_sample(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
-    seconds = _int_param(run, "SampleSeconds", 60, 1, 3600)
-    if isinstance(seconds, str):
-        return ScriptOutcome(failure=seconds)
+    try:
+        seconds = optional_int(run, "SampleSeconds", 60, 1, 3600)
+    except BindingError as exc:
+        return ScriptOutcome(failure=str(exc))
     start = ctx.world.clock()
     # Start-Sleep on the host: stopped (and the subscription removed) when the client stops the pipeline.
     if run.cancelled.wait(min(float(seconds), SAMPLE_SLEEP_CAP)):

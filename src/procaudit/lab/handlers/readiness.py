@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from procaudit.lab import eventlog, wintext
+from procaudit.lab.handlers.common import BindingError, optional_int
 from procaudit.lab.model import AUDIT_KEY, CMDLINE_VALUE, FORCE_VALUE, LSA_KEY, LabHost
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
@@ -26,8 +27,11 @@ _REGISTRY_READS = (
 @handles("Get-ProcAuditFacts")
 def _facts(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     host = ctx.host
-    window_hours = int(run.parameters.get("WindowHours", 24))
-    max_events = int(run.parameters.get("MaxEvents", 2000))
+    try:
+        window_hours = optional_int(run, "WindowHours", 24, 1, 720)
+        max_events = optional_int(run, "MaxEvents", 2000, 1, 100000)
+    except BindingError as exc:
+        return ScriptOutcome(failure=str(exc))
     policy_names = [str(n) for n in run.parameters.get("PolicyNames") or []]
     now = datetime.now(UTC)
     stats = eventlog.log_stats(host, now)

@@ -1,0 +1,183 @@
+"""The GPO strategy's domain side over several deploy/rollback cycles, against the lab's directory over real PSRP.
+
+Each rollback must put the domain back exactly as the deployment found it: links (absent or disabled),
+Authenticated Users' permission (found by its SID, whatever the DC's language calls it, and absent when it was
+absent), and group memberships that were there before. A journal resumes only with its own GPO options, and a
+GPO of the same name procaudit did not deploy is not taken over silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from procaudit.lab.directory import AUTHENTICATED_USERS_SID, DEFAULT_GPOS, LabGpo, directory_of, ou_dn
+from procaudit.rollout.deploy import Deployment, DeployOptions, GpoOptions, open_journal
+from procaudit.rollout.gpo import GpoTakeOverError
+from procaudit.rollout.journal import JournalError, JournalStore
+from procaudit.rollout.planfile import RolloutPlan, RolloutWave
+from procaudit.rollout.rollback import Rollback
+from tests.lab.deploy_helpers import Session, lab_session
+
+pytestmark = pytest.mark.slow
+
+NAME = "procaudit - Process Creation Auditing"
+SERVERS = ou_dn("Servers")
+WORKSTATIONS = ou_dn("Workstations")
+PLAN = RolloutPlan(waves=(RolloutWave(index=1, name="one", hosts=("lab-fresh-2019-01", "lab-ready-01")),))
+
+
+def gpo_options(session: Session, **changes: object) -> GpoOptions:
+    options = GpoOptions(dc=session.targets["lab-dc-01"], ous=(SERVERS, WORKSTATIONS), name=NAME)
+    return GpoOptions(**{**options.__dict__, **changes})  # type: ignore[arg-type]
+
+
+def deploy(session: Session, journal: Path, gpo: GpoOptions, plan: RolloutPlan = PLAN) -> int:
+    options = DeployOptions(strategy="gpo", gpo=gpo, verify_timeout=2)
+    store = open_journal(journal, plan, options, inventory=None, lab=True)
+    return Deployment(plan, session.targets, session.connect, options).run(store).exit_code
+
+
+def rollback(session: Session, journal: Path) -> int:
+    store = JournalStore.load(journal)
+    return Rollback(store, session.targets, session.connect, dc=session.targets["lab-dc-01"]).run().exit_code
+
+
+def ours(session: Session) -> LabGpo:
+    directory = directory_of(session.handle.lab.world)
+    defaults = {gpo_id for gpo_id, _name, _ou in DEFAULT_GPOS}
+    (gpo,) = [g for g in directory.gpos.values() if g.id not in defaults]
+    return gpo
+
+
+def everyone(gpo: LabGpo) -> str | None:
+    return next((p.permission for p in gpo.permissions if p.sid == AUTHENTICATED_USERS_SID), None)
+
+
+def links(session: Session, gpo: LabGpo) -> dict[str, bool]:
+    directory = directory_of(session.handle.lab.world)
+    return {lk.target: lk.enabled for lk in directory.links if lk.gpo_id == gpo.id}
+
+
+PROFILES = ["dc", "fresh-2019", "ready"]
+
+
+def test_deploy_rollback_deploy_rollback_restores_the_domain_each_time(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        journal = tmp_path / "cycles.json"
+        gpo = gpo_options(session)
+        for cycle in (1, 2):
+            assert deploy(session, journal, gpo) == 0, cycle
+            assert links(session, ours(session)) == {SERVERS: True, WORKSTATIONS: True}, cycle
+            assert everyone(ours(session)) == "GpoRead", cycle
+            assert rollback(session, journal) == 0, cycle
+            # Without a fresh link record on relink, cycle 2 left the links in place with Authenticated Users
+            # back at GpoApply: the GPO applied to every computer in both OUs.
+            assert links(session, ours(session)) == {}, cycle
+            assert everyone(ours(session)) == "GpoApply", cycle
+        assert rollback(session, journal) == 0  # a second rollback changes nothing
+        assert links(session, ours(session)) == {}
+
+
+def test_a_disabled_link_and_a_missing_authenticated_users_come_back_as_they_were(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        gpo = gpo_options(session)
+        assert deploy(session, tmp_path / "first.json", gpo) == 0
+        assert rollback(session, tmp_path / "first.json") == 0
+        directory = directory_of(session.handle.lab.world)
+        mine = ours(session)
+        # The admin since linked it to Servers, disabled, and took Authenticated Users off (filtering by hand).
+        directory.new_link(mine, SERVERS).enabled = False
+        directory.set_permission(mine, directory.authenticated_users, "WellKnownGroup", "None", replace=True)
+        journal = tmp_path / "second.json"
+        assert deploy(session, journal, gpo) == 0
+        assert links(session, mine) == {SERVERS: True, WORKSTATIONS: True}
+        assert everyone(mine) == "GpoRead"
+        assert rollback(session, journal) == 0
+        assert links(session, mine) == {SERVERS: False}
+        assert everyone(mine) is None
+
+
+def test_authenticated_users_is_found_by_sid_on_a_localized_dc(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        directory = directory_of(session.handle.lab.world)
+        directory.authenticated_users = "Authentifizierte Benutzer"  # a German DC
+        journal = tmp_path / "de.json"
+        assert deploy(session, journal, gpo_options(session)) == 0
+        mine = ours(session)
+        assert mine.permission_of("Authentifizierte Benutzer") == "GpoRead"
+        stored = JournalStore.load(journal).journal
+        assert stored.gpo is not None and stored.gpo.authenticated_users_before == "GpoApply"
+        assert rollback(session, journal) == 0
+        assert mine.permission_of("Authentifizierte Benutzer") == "GpoApply"
+
+
+def test_members_that_were_in_the_wave_group_before_stay_in_it(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        directory = directory_of(session.handle.lab.world)
+        gpo = gpo_options(session)
+        journal = tmp_path / "members.json"
+        assert deploy(session, journal, gpo) == 0
+        assert rollback(session, journal) == 0
+        # Between the cycles an admin put one of the plan's computers (and another one) in the wave group.
+        directory.new_group("procaudit-4688-w1", None)
+        directory.add_member("procaudit-4688-w1", ["lab-ready-01$", "lab-dc-01$"])
+        assert deploy(session, journal, gpo) == 0
+        assert directory.groups["procaudit-4688-w1"].members == {
+            "lab-ready-01$",
+            "lab-dc-01$",
+            "lab-fresh-2019-$",
+        }  # NetBIOS names: 15 characters
+        assert rollback(session, journal) == 0
+        assert directory.groups["procaudit-4688-w1"].members == {"lab-ready-01$", "lab-dc-01$"}
+
+
+def test_a_journal_resumes_only_with_its_own_gpo_options(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        journal = tmp_path / "resume.json"
+        assert deploy(session, journal, gpo_options(session)) == 0
+        for changes, named in (
+            ({"name": "another GPO"}, "--gpo-name"),
+            ({"ous": (SERVERS,)}, "--ou"),
+            ({"group_prefix": "other"}, "--group-prefix"),
+            ({"dc": session.targets["lab-ready-01"]}, "--dc"),
+        ):
+            with pytest.raises(JournalError, match=named):
+                deploy(session, journal, gpo_options(session, **changes))
+        assert deploy(session, journal, gpo_options(session)) == 0  # the same options resume
+
+
+def test_an_existing_gpo_with_other_settings_is_taken_over_only_when_asked(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        assert deploy(session, tmp_path / "theirs.json", gpo_options(session)) == 0
+        mine = ours(session)
+        version = mine.version
+        other = gpo_options(session, include_failure=True)  # other settings under the same name
+        with pytest.raises(GpoTakeOverError, match="--take-over-gpo"):
+            deploy(session, tmp_path / "new.json", other)
+        assert mine.version == version, "the refused run imported"
+        journal = tmp_path / "taken.json"
+        assert deploy(session, journal, gpo_options(session, include_failure=True, take_over=True)) == 0
+        assert mine.version == version + 1
+        stored = JournalStore.load(journal).journal
+        assert stored.gpo is not None and stored.gpo.took_over
+        assert stored.gpo.authenticated_users_before == "GpoRead"  # what the first deployment left
+        assert rollback(session, journal) == 0
+        # The GPO was linked and filtered before this journal: its rollback leaves all of that in place.
+        assert links(session, mine) == {SERVERS: True, WORKSTATIONS: True}
+        assert everyone(mine) == "GpoRead"
+
+
+def test_an_existing_gpo_whose_payload_cannot_be_read_is_refused_not_a_crash(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        assert deploy(session, tmp_path / "first.json", gpo_options(session)) == 0
+        mine = ours(session)
+        # Someone broke the GPO's registry.pol in SYSVOL: procaudit cannot tell its settings.
+        assert any(k.lower().endswith("registry.pol") for k in mine.files)
+        mine.files = {
+            k: b"PReg\x01\x00\x00\x00[garbage" if k.lower().endswith("registry.pol") else v
+            for k, v in mine.files.items()
+        }
+        with pytest.raises(GpoTakeOverError, match="other settings"):
+            deploy(session, tmp_path / "second.json", gpo_options(session))

@@ -1,0 +1,86 @@
+"""Ctrl-C during deploy's verify step stops the run as interrupted (exit 130) with a consistent journal, and a
+rerun with the same journal verifies the wave again; a wave whose gate has failed already does not soak."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
+from procaudit.rollout.planfile import RolloutPlan, RolloutWave
+from tests.lab.conftest import LabHandle, start_lab
+from tests.lab.deploy_helpers import lab_session, load, wait_for
+from tests.lab.test_cli import creds, run_cli
+from tests.lab.test_deploy_cli import _start, deploy_args
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def slow_lab(tmp_path: Path) -> Iterator[LabHandle]:
+    yield from start_lab(tmp_path, ["fresh-2019", "ready", "workstation"], ["*=slow:400"])
+
+
+def test_ctrl_c_during_verify_stops_the_run_and_the_rerun_verifies_again(slow_lab: LabHandle, tmp_path: Path) -> None:
+    lab = slow_lab
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "waves": [
+                    {"index": 1, "name": "one", "hosts": ["lab-fresh-2019-01", "lab-ready-01"]},
+                    {"index": 2, "name": "two", "hosts": ["lab-workstation-01"]},
+                ]
+            }
+        )
+    )
+    journal = tmp_path / "j.json"
+    args = deploy_args(lab, plan, journal, "--yes")
+    process = _start(lab, *args)
+
+    def verifying() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the deployment ended before verify:\n{process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            return load(journal).wave(1).state == "verifying"
+        except Exception:  # not written yet, or caught mid-rename
+            return False
+
+    wait_for(verifying, timeout=120, interval=0.002)
+    os.kill(process.pid, signal.SIGINT)  # the operator's Ctrl-C
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    stored = load(journal)
+    assert stored.wave(1).state == "verifying", "verify was cut short, yet the run went on"
+    assert stored.wave(2).state == "pending" and stored.hosts["lab-workstation-01"].state == "pending"
+
+    rerun = run_cli(*args, env=creds(lab), timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    final = load(journal)
+    assert [w.state for w in final.waves] == ["passed", "passed"]
+    assert all(e.verify is not None and e.verify.status == "PASS" for e in final.hosts.values())
+
+
+def test_a_wave_whose_gate_failed_already_does_not_soak(tmp_path: Path) -> None:
+    with lab_session(tmp_path, ["fresh-2019", "ready"], ["lab-fresh-2019-01=down"]) as session:
+        plan = RolloutPlan(
+            waves=(
+                RolloutWave(index=1, name="one", hosts=("lab-fresh-2019-01",), soak_seconds=3600),
+                RolloutWave(index=2, name="two", hosts=("lab-ready-01",)),
+            )
+        )
+        slept: list[float] = []
+        options = DeployOptions(verify_timeout=2, sleep=slept.append)
+        report = Deployment(plan, session.targets, session.connect, options).run(
+            open_journal(tmp_path / "j.json", plan, options, inventory=None, lab=True)
+        )
+        assert report.exit_code == 4 and report.stopped_wave == 1
+        assert slept == [], "soaked an hour for a wave whose gate had failed"
