@@ -30,6 +30,9 @@ from procaudit.parsers.gpresult import (
     PolicySources,
     parse_policy_xml,
 )
+from procaudit.parsers.gpresult import (
+    CMDLINE_VALUE as CMDLINE_VALUE,  # re-exported: the value's name belongs with the facts that read it
+)
 from procaudit.parsers.osinfo import OsFacts, os_facts
 from procaudit.parsers.sddl import Principal, extra_readers, readers
 from procaudit.parsers.secedit import parse_security_template
@@ -39,7 +42,6 @@ from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
 SCHEMA_VERSION: Final = 1
 
 AUDIT_KEY: Final = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\Audit"
-CMDLINE_VALUE: Final = "ProcessCreationIncludeCmdLine_Enabled"
 LSA_KEY: Final = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
 FORCE_VALUE: Final = "SCENoApplyLegacyAuditPolicy"
 EVENTLOG_POLICY_KEY: Final = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\EventLog\Security"

@@ -32,6 +32,8 @@ from procaudit.transport.base import Connector, HostTarget
 
 # What the script needs beyond the poll itself: starting the marker, one last read, the JSON document.
 _DEADLINE_MARGIN_SECONDS: Final = 30.0
+#: What the marker's command line carries before the nonce (the script and the lab's model build the same).
+MARKER_PREFIX: Final = "procaudit-verify-"
 
 
 def new_nonce() -> str:

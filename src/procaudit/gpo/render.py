@@ -36,12 +36,12 @@ from procaudit.gpo.settings import (
     CMDLINE_POLICY_KEY,
     CMDLINE_POLICY_VALUE,
     FORCE_SUBCATEGORY_REGISTRY_PATH,
-    PROCESS_CREATION_SUBCATEGORY_GUID,
     PROCESS_CREATION_SUBCATEGORY_NAME,
     SECURITY_LOG_MAXSIZE_VALUE,
     SECURITY_LOG_POLICY_KEY,
     GpoSettings,
 )
+from procaudit.parsers.auditpol import PROCESS_CREATION_GUID
 
 # -- client-side extensions ---------------------------------------------------------------------------
 
@@ -282,7 +282,7 @@ def render_files(settings: GpoSettings, ids: GpoIds, backup_time: datetime) -> d
         rows=[
             AuditCsvRow(
                 subcategory=PROCESS_CREATION_SUBCATEGORY_NAME,
-                subcategory_guid=PROCESS_CREATION_SUBCATEGORY_GUID.lower(),
+                subcategory_guid=PROCESS_CREATION_GUID.lower(),
                 inclusion_setting=settings.audit_inclusion_setting,
                 setting_value=settings.audit_setting_value,
             )
@@ -334,7 +334,7 @@ def describe(settings: GpoSettings) -> list[str]:
     """A plain-language account of what the GPO does once it applies to a computer."""
     lines = [
         f"Advanced Audit Policy: Detailed Tracking / Audit Process Creation = {settings.audit_inclusion_setting} "
-        f"(subcategory {PROCESS_CREATION_SUBCATEGORY_GUID}, Setting Value {settings.audit_setting_value}): "
+        f"(subcategory {PROCESS_CREATION_GUID}, Setting Value {settings.audit_setting_value}): "
         "Windows writes Security event 4688 for every new process.",
         "Security Options: 'Audit: Force audit policy subcategory settings to override audit policy category "
         "settings' = Enabled (SCENoApplyLegacyAuditPolicy=1), so a legacy 'Audit process tracking' policy "

@@ -27,7 +27,6 @@ from procaudit.gpo.errors import GpoSettingsError
 
 # -- the settings ---------------------------------------------------------------------------------------
 
-PROCESS_CREATION_SUBCATEGORY_GUID = "{0CCE922B-69AE-11D9-BED3-505054503030}"
 # GPMC writes the audit.csv name with the "Audit " prefix (the name is for people; the CSE keys on the GUID).
 PROCESS_CREATION_SUBCATEGORY_NAME = "Audit Process Creation"
 

@@ -25,9 +25,9 @@ from procaudit.facts import CMDLINE_VALUE as CMDLINE_VALUE
 from procaudit.facts import EVENTLOG_POLICY_KEY as EVENTLOG_POLICY_KEY
 from procaudit.facts import FORCE_VALUE as FORCE_VALUE
 from procaudit.facts import LSA_KEY as LSA_KEY
-from procaudit.parsers.auditpol import legacy_category_subcategories
+from procaudit.parsers.auditpol import PROCESS_CREATION_GUID, legacy_category_subcategories
 
-PROCESS_CREATION = "{0CCE922B-69AE-11D9-BED3-505054503030}"
+PROCESS_CREATION = PROCESS_CREATION_GUID  # the model's short name for the subcategory it keys policy on
 
 # The registry keys and values the model keeps are the names procaudit.facts reads (imported above; "Specify
 # the maximum log file size (KB)" of the Event Log ADMX is EVENTLOG_POLICY_KEY's MaxSize).

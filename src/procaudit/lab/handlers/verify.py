@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from procaudit.lab import eventlog, wintext
 from procaudit.lab.scripts import HandlerContext, handles, ps_json
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
+from procaudit.verify import MARKER_PREFIX
 
 SYSTEM32 = r"C:\Windows\system32"  # [Environment]::SystemDirectory
 IMAGE = r"C:\Windows\System32\cmd.exe"  # how the kernel names the image in NewProcessName
@@ -31,7 +32,7 @@ def _verify(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     pid = random.randrange(0x400, 0x8000, 4)
     process_id = f"0x{pid:x}"
     # ProcessStartInfo with UseShellExecute off quotes the file name and appends the arguments.
-    command_line = f'"{SYSTEM32}\\cmd.exe" /d /c rem procaudit-verify-{nonce}'
+    command_line = f'"{SYSTEM32}\\cmd.exe" /d /c rem {MARKER_PREFIX}{nonce}'
     fields = {
         "SubjectUserSid": "S-1-5-21-3623811015-3361044348-30300820-1013",
         "SubjectUserName": "operator",
@@ -65,7 +66,7 @@ def _verify(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
         polls = max(1, timeout * 1000 // poll_ms)
         run.cancelled.wait(timeout)
     waited = int((datetime.now(UTC) - started).total_seconds() * 1000)
-    marker = f"procaudit-verify-{nonce}"
+    marker = MARKER_PREFIX + nonce
     has_marker = bool(found and found["CommandLine"] and marker in str(found["CommandLine"]))
     return ScriptOutcome(
         output=[
