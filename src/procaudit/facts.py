@@ -527,16 +527,16 @@ def _policy(text: str) -> PolicySourceFacts:
 
 # --- legacy category policy ---------------------------------------------------------------------------------
 
-FORCE_ABSENT_ENABLED: Final = True
-"""SCENoApplyLegacyAuditPolicy absent: its effective default is Enabled on Vista / Server 2008 and later, on DCs,
-member servers and clients (../shared/reference/gpo_audit.md §3.2, after Microsoft's reference page of "Audit:
-Force audit policy subcategory settings ..."). Baselines still set it explicitly, and so does deploy."""
 
+def force_in_effect(facts: HostFacts) -> bool:
+    """Whether subcategory settings win over legacy category policy on this host (the force flag is in effect).
 
-def force_in_effect(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_ENABLED) -> bool:
-    """Whether subcategory settings win over legacy category policy on this host (the force flag is in effect)."""
+    An absent SCENoApplyLegacyAuditPolicy counts as its effective default, Enabled on Vista / Server 2008 and later,
+    on DCs, member servers and clients (../shared/reference/gpo_audit.md §3.2, after Microsoft's reference page of
+    "Audit: Force audit policy subcategory settings ..."). Checks and deploy both decide by this one rule.
+    """
     value = facts.registry.force_subcategory
-    return value == 1 or (value is None and absent_enabled)
+    return value == 1 or value is None
 
 
 class LegacyPolicy(BaseModel):
@@ -549,7 +549,7 @@ class LegacyPolicy(BaseModel):
     gpo: SourcedSetting | None = None
 
 
-def legacy_in_the_way(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_ENABLED) -> LegacyPolicy | None:
+def legacy_in_the_way(facts: HostFacts) -> LegacyPolicy | None:
     """The legacy category policy that applies over Process Creation, or ``None`` (the force flag is in effect,
     or no legacy policy defines "Audit process tracking").
 
@@ -557,7 +557,7 @@ def legacy_in_the_way(facts: HostFacts, *, absent_enabled: bool = FORCE_ABSENT_E
     replaces the subcategory's at every refresh. Without one, a non-zero category in the local security policy
     (``secedit /export``) is in the way; a zero there is what every host lists for an undefined category.
     """
-    if force_in_effect(facts, absent_enabled=absent_enabled):
+    if force_in_effect(facts):
         return None
     gpo = facts.policy.legacy_process_tracking if facts.policy else None
     if gpo is not None:

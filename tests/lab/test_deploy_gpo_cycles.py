@@ -181,3 +181,25 @@ def test_an_existing_gpo_whose_payload_cannot_be_read_is_refused_not_a_crash(tmp
         }
         with pytest.raises(GpoTakeOverError, match="other settings"):
             deploy(session, tmp_path / "second.json", gpo_options(session))
+
+
+def test_a_resume_after_an_interrupted_import_finishes_the_gpo_it_created(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        journal = tmp_path / "cut.json"
+        assert deploy(session, journal, gpo_options(session)) == 0
+        mine = ours(session)
+        # As if Import-GPO -CreateIfNeeded was cut off after creating the GPO, before its settings and its answer:
+        # the journal says procaudit creates it but holds no id, and the GPO's payload is not procaudit's (yet).
+        store = JournalStore.load(journal)
+        with store.transition() as stored:
+            assert stored.gpo is not None and stored.gpo.created
+            stored.gpo.gpo_id, stored.gpo.imported, stored.gpo.state = None, False, "pending"
+        mine.files = {
+            k: b"PReg\x01\x00\x00\x00" if k.lower().endswith("registry.pol") else v for k, v in mine.files.items()
+        }
+        version = mine.version
+        assert deploy(session, journal, gpo_options(session)) == 0  # not refused as someone else's GPO
+        resumed = JournalStore.load(journal).journal.gpo
+        assert resumed is not None and resumed.gpo_id == mine.id and not resumed.took_over
+        assert mine.version == version + 1  # imported again, so its settings are procaudit's
+        assert rollback(session, journal) == 0

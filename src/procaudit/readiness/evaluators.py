@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from procaudit.facts import FORCE_ABSENT_ENABLED, HostFacts, SourcedSetting, force_in_effect, legacy_in_the_way
+from procaudit.facts import HostFacts, SourcedSetting, force_in_effect, legacy_in_the_way
 from procaudit.parsers.osinfo import KB_CMDLINE, CmdlineSupport
 
 MB: Final = 1024 * 1024
@@ -63,11 +63,6 @@ def _where(source: SourcedSetting) -> str:
     return source.where
 
 
-def _absent_enabled(params: Mapping[str, Any]) -> bool:
-    """The check parameter ``force_absent_enabled``: SCENoApplyLegacyAuditPolicy absent counts as Enabled."""
-    return bool(params.get("force_absent_enabled", FORCE_ABSENT_ENABLED))
-
-
 @evaluator("audit_process_creation_success")
 def audit_process_creation_success(facts: HostFacts, params: Mapping[str, Any]) -> Outcome:
     if facts.audit is None:
@@ -79,7 +74,7 @@ def audit_process_creation_success(facts: HostFacts, params: Mapping[str, Any]) 
     if value in (1, 3):
         return Outcome(Status.PASS, f"Process Creation audits {_setting(value)}", evidence)
     detail = f"Process Creation is {_setting(value)}: no 4688 is written"
-    legacy = legacy_in_the_way(facts, absent_enabled=_absent_enabled(params))
+    legacy = legacy_in_the_way(facts)
     if legacy is not None:
         detail += f"; {legacy.where} applies the legacy 'Audit process tracking' category over it"
     return Outcome(Status.FAIL, detail, evidence)
@@ -88,17 +83,15 @@ def audit_process_creation_success(facts: HostFacts, params: Mapping[str, Any]) 
 @evaluator("audit_force_subcategory_policy")
 def audit_force_subcategory_policy(facts: HostFacts, params: Mapping[str, Any]) -> Outcome:
     force = facts.registry.force_subcategory
-    absent_enabled = _absent_enabled(params)
     gpo = facts.policy.legacy_process_tracking if facts.policy else None
     evidence: dict[str, Any] = {
         "scenoapplylegacyauditpolicy": force,
-        "absent_counts_as_enabled": absent_enabled,
         "legacy_process_tracking_gpo": gpo.gpo_name or gpo.gpo_id if gpo else None,
         "legacy_process_tracking_local": facts.legacy.process_tracking if facts.legacy else None,
     }
     if force == 1:
         return Outcome(Status.PASS, "SCENoApplyLegacyAuditPolicy = 1: subcategory settings win", evidence)
-    if force_in_effect(facts, absent_enabled=absent_enabled):
+    if force_in_effect(facts):
         return Outcome(
             Status.PASS,
             "SCENoApplyLegacyAuditPolicy is not set: its effective default (Enabled since Windows Vista / Server "
@@ -106,7 +99,7 @@ def audit_force_subcategory_policy(facts: HostFacts, params: Mapping[str, Any]) 
             evidence,
         )
     state = "not set" if force is None else f"{force}"
-    legacy = legacy_in_the_way(facts, absent_enabled=absent_enabled)
+    legacy = legacy_in_the_way(facts)
     if legacy is not None:
         return Outcome(
             Status.FAIL,
@@ -359,7 +352,7 @@ def policy_source_consistent(facts: HostFacts, params: Mapping[str, Any]) -> Out
         conflicts.append(f"{_where(cmd)} disables 'Include command line in process creation events'")
     if force is not None and force.value == 0:
         conflicts.append(f"{_where(force)} sets SCENoApplyLegacyAuditPolicy to 0")
-    blocking = legacy_in_the_way(facts, absent_enabled=_absent_enabled(params))
+    blocking = legacy_in_the_way(facts)
     if blocking is not None and blocking.gpo is not None:
         conflicts.append(f"{blocking.where} applies the legacy 'Audit process tracking' category")
     audit = facts.audit.process_creation if facts.audit else None

@@ -573,7 +573,12 @@ class GpoStrategy:
         same = self.same_gpo(state)
         check_resume(store.journal, self.gpo, store.path)
         entry = store.journal.gpo
-        ours = entry is not None and state.gpo is not None and (entry.gpo_id or "").lower() == state.gpo.id.lower()
+        # Ours: the GPO this journal imported, or the one an interrupted Import-GPO created before it could report.
+        ours = (
+            entry is not None
+            and state.gpo is not None
+            and ((entry.gpo_id or "").lower() == state.gpo.id.lower() or (entry.created and entry.gpo_id is None))
+        )
         foreign = state.gpo is not None and not same and not ours
         if foreign and not self.gpo.take_over:
             assert state.gpo is not None

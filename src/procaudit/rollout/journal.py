@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from procaudit.errors import UserInputError
 from procaudit.fsutil import atomic_write
@@ -164,6 +164,15 @@ class GpoLinkRecord(BaseModel):
     removed: bool = False
     """A rollback restored the before-state (a later deploy that links again records a fresh before-state)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _before_from_older_journals(cls, data: Any) -> Any:
+        # Journals written before ``before`` was recorded only knew ``created``: a link procaudit did not create
+        # was there, disabled (an enabled one is never recorded).
+        if isinstance(data, dict) and "before" not in data:
+            data = {**data, "before": "absent" if data.get("created", True) else "disabled"}
+        return data
+
 
 class GpoGroupRecord(BaseModel):
     name: str
@@ -196,6 +205,15 @@ class GpoEntry(BaseModel):
     links: list[GpoLinkRecord] = []
     groups: list[GpoGroupRecord] = []
     state: Literal["pending", "imported", "filtered", "linked", "rolled_back"] = "pending"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_from_older_journals(cls, data: Any) -> Any:
+        # Journals written before ``authenticated_users_known`` existed recorded a before-state only once known;
+        # re-reading it now would take the permission filtering already set for the one before procaudit.
+        if isinstance(data, dict) and "authenticated_users_known" not in data:
+            data = {**data, "authenticated_users_known": data.get("authenticated_users_before") is not None}
+        return data
 
 
 class Journal(BaseModel):

@@ -297,7 +297,7 @@ def direct_changes(facts: HostFacts, desired: DesiredState, *, force_local: bool
         pc_wanted = base | 1
         if pc_current != pc_wanted:
             source = policy.process_creation if policy else None
-            if force_refused:
+            if force_refused and not force_in_effect(facts):
                 b.refused.append(
                     Refusal(
                         item=PROCESS_CREATION_ITEM,

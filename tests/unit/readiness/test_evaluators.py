@@ -192,15 +192,11 @@ def with_force(facts: HostFacts, value: int | None) -> HostFacts:
     return facts.model_copy(update={"registry": RegistryFacts(values=values)})
 
 
-def test_an_absent_force_flag_counts_as_its_default_enabled_unless_configured_otherwise(lab_facts: Facts) -> None:
+def test_an_absent_force_flag_counts_as_its_default_enabled(lab_facts: Facts) -> None:
     legacy_gpo = lab_facts("legacy-override")  # a legacy GPO defines Audit process tracking = No auditing
     absent = with_force(legacy_gpo, None)
     assert legacy_in_the_way(absent) is None
     assert run("audit_force_subcategory_policy", absent)[0] == Status.PASS
-    meta = next(c for c in load_catalog() if c.id == "audit_force_subcategory_policy")
-    assert meta.params["force_absent_enabled"] is True  # the shipped default, per gpo_audit.md 3.2
-    strict = EVALUATORS["audit_force_subcategory_policy"](absent, {"force_absent_enabled": False})
-    assert strict.status == Status.FAIL and "SCENoApplyLegacyAuditPolicy is not set" in strict.detail
     disabled = with_force(legacy_gpo, 0)
     status, detail = run("audit_force_subcategory_policy", disabled)
     assert status == Status.FAIL and "GPO 'CORP Legacy Audit (2008)'" in detail

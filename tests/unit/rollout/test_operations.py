@@ -142,8 +142,15 @@ def test_unreadable_policy_sources_refuse_rather_than_guess() -> None:
     reasons = {r.item: r.reason for r in diff.refused}
     assert not diff.changes and set(reasons) == {FORCE_ITEM, PROCESS_CREATION_ITEM, CMDLINE_ITEM}
     assert all("could not tell" in reasons[i] and "gpresult" in reasons[i] for i in (FORCE_ITEM, CMDLINE_ITEM))
-    assert "SCENoApplyLegacyAuditPolicy cannot be set" in reasons[PROCESS_CREATION_ITEM]
+    # The flag is absent: its default (Enabled) is in effect, so only the unknown source stops Process Creation.
+    assert "could not tell" in reasons[PROCESS_CREATION_ITEM]
     assert direct_changes(blind, DesiredState(), force_local=True).changes
+    # Where the flag is 0, legacy category policy applies: a flag that cannot be set leaves Process Creation exposed.
+    zero = facts(lab_host("legacy-override"))
+    assert zero.registry.force_subcategory == 0
+    zero_blind = zero.model_copy(update={"policy": None, "problems": {"policy": "gpresult.exe exited with code 1"}})
+    zero_reasons = {r.item: r.reason for r in direct_changes(zero_blind, DesiredState()).refused}
+    assert "SCENoApplyLegacyAuditPolicy cannot be set" in zero_reasons[PROCESS_CREATION_ITEM]
 
 
 def test_log_size_only_grows_in_64k_steps_and_never_against_a_policy() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from procaudit.rollout.deploy import DeployOptions, open_journal
-from procaudit.rollout.journal import HostEntry, JournalError, JournalStore
+from procaudit.rollout.journal import GpoEntry, GpoLinkRecord, HostEntry, JournalError, JournalStore
 from procaudit.rollout.plan import PlanSettings, build_plan
 from procaudit.rollout.planfile import PlanFileError, RolloutPlan, RolloutWave, load_rollout_plan, plan_from_document
 from tests.unit.rollout.strategies import estates, host, report_of
@@ -133,3 +133,18 @@ def test_host_entry_before_values_survive_a_resumed_run() -> None:
     entry.record_before({"registry:SCENoApplyLegacyAuditPolicy": None})
     entry.record_before({"registry:SCENoApplyLegacyAuditPolicy": 1})  # what a resumed run reads after the change
     assert entry.before["registry:SCENoApplyLegacyAuditPolicy"] is None
+
+
+def test_gpo_records_from_journals_older_than_their_before_states_keep_what_they_meant() -> None:
+    # A link procaudit did not create was there, disabled (enabled links are never recorded): rollback disables it.
+    assert GpoLinkRecord.model_validate({"target": "OU=Servers", "created": False}).before == "disabled"
+    assert GpoLinkRecord.model_validate({"target": "OU=Servers", "created": True}).before == "absent"
+    assert (
+        GpoLinkRecord.model_validate({"target": "OU=Servers", "created": False, "before": "absent"}).before == "absent"
+    )
+    # A recorded Authenticated Users permission was the one before filtering: a resume must not read it again.
+    old = GpoEntry.model_validate({"dc": "dc1", "name": "P", "authenticated_users_before": "GpoApply"})
+    assert old.authenticated_users_known
+    assert not GpoEntry.model_validate({"dc": "dc1", "name": "P"}).authenticated_users_known
+    new = {"dc": "dc1", "name": "P", "authenticated_users_before": None, "authenticated_users_known": True}
+    assert GpoEntry.model_validate(new).authenticated_users_known
