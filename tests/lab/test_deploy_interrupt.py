@@ -69,6 +69,42 @@ def test_ctrl_c_during_verify_stops_the_run_and_the_rerun_verifies_again(slow_la
     assert all(e.verify is not None and e.verify.status == "PASS" for e in final.hosts.values())
 
 
+def test_ctrl_c_while_applying_leaves_the_outcome_unknown_without_a_new_session(
+    slow_lab: LabHandle, tmp_path: Path
+) -> None:
+    lab = slow_lab
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"waves": [{"index": 1, "name": "one", "hosts": ["lab-fresh-2019-01"]}]}))
+    journal = tmp_path / "j.json"
+    args = deploy_args(lab, plan, journal, "--yes")
+    process = _start(lab, *args)
+
+    def applying() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the deployment ended before applying:\n{process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            return load(journal).hosts["lab-fresh-2019-01"].state == "applying"
+        except Exception:  # not written yet, or caught mid-rename
+            return False
+
+    wait_for(applying, timeout=120, interval=0.002)
+    os.kill(process.pid, signal.SIGINT)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    entry = load(journal).hosts["lab-fresh-2019-01"]
+    # The operator asked to stop: no fresh session re-reads the host now (that could take a whole deadline);
+    # the journal says the outcome is unknown, and the rerun finds out first.
+    assert entry.state == "failed" and not entry.outcome_known, entry
+    assert entry.errors[-1].kind == "cancelled"
+    rerun = run_cli(*args, env=creds(lab), timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    final = load(journal).hosts["lab-fresh-2019-01"]
+    assert final.outcome_known and final.verify is not None and final.verify.status == "PASS"
+
+
 def test_a_wave_whose_gate_failed_already_does_not_soak(tmp_path: Path) -> None:
     with lab_session(tmp_path, ["fresh-2019", "ready"], ["lab-fresh-2019-01=down"]) as session:
         plan = RolloutPlan(

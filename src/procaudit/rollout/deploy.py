@@ -274,7 +274,11 @@ class DirectStrategy:
         try:
             result = apply_changes(connector, diff.changes)
         except TransportError as exc:
-            self._after_lost_apply(connector.target, store, diff, exc)
+            if exc.kind == "cancelled":
+                # Ctrl-C: no new session to find out now; a resume re-reads the host before anything else.
+                _outcome_unknown(store, name, error_of("applying", exc))
+            else:
+                self._after_lost_apply(connector.target, store, diff, exc)
             return
 
         def applied(entry: HostEntry) -> None:
@@ -302,14 +306,7 @@ class DirectStrategy:
         try:
             facts = read_facts(connector)
         except TransportError as again:
-            lost = error_of("applying", again)
-
-            def unknown(entry: HostEntry) -> None:
-                entry.errors.append(lost)
-                entry.state = "failed"
-                entry.outcome_known = False
-
-            store.host(name, unknown)
+            _outcome_unknown(store, name, error_of("applying", again))
             return
         finally:
             connector.close()
@@ -732,3 +729,14 @@ def run_summary(report: DeployReport) -> str:
     if report.interrupted:
         text += "; interrupted: rerun with the same --journal to continue"
     return text
+
+
+def _outcome_unknown(store: JournalStore, name: str, error: HostError) -> None:
+    """Whether the apply landed is unknown: the host is failed with its outcome unknown, for a resume to re-read."""
+
+    def unknown(entry: HostEntry) -> None:
+        entry.errors.append(error)
+        entry.state = "failed"
+        entry.outcome_known = False
+
+    store.host(name, unknown)
