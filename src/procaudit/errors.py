@@ -119,9 +119,13 @@ class ProtocolError(TransportError):
 
 
 class CancelledError(TransportError):
-    """The run was interrupted (Ctrl-C) before this host was reached."""
+    """The run was interrupted (Ctrl-C) before this host was reached, or while it was in flight."""
 
     kind = "cancelled"
+
+    @classmethod
+    def in_flight(cls, host: str) -> CancelledError:
+        return cls(f"cancelled: the run was interrupted while {host} was in flight")
 
 
 class InternalError(TransportError):

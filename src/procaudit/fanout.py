@@ -98,9 +98,17 @@ def run_on_hosts(
     interrupted = False
     given_up = False
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets) or 1)), thread_name_prefix="host")
-    futures: dict[Future[HostOutcome[T]], int] = {pool.submit(one, t): i for i, t in enumerate(targets)}
-    pending = set(futures)
+    futures: dict[Future[HostOutcome[T]], int] = {}
+    pending: set[Future[HostOutcome[T]]] = set()
     try:
+        try:
+            for index, target in enumerate(targets):
+                future = pool.submit(one, target)
+                futures[future] = index
+                pending.add(future)
+        except KeyboardInterrupt:  # Ctrl-C while hosts are being queued: the ones queued are cancelled below
+            interrupted = True
+            cancel_in_flight()
         while pending:
             try:
                 done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -146,7 +154,7 @@ class _Cancellable:
 
     def _check(self) -> None:
         if self._stop.is_set():
-            raise CancelledError(f"cancelled: the run was interrupted while {self.target.name} was in flight")
+            raise CancelledError.in_flight(self.target.name)
 
     def open(self) -> None:
         self._check()

@@ -31,7 +31,7 @@ from typing import Any, cast
 import yaml
 
 from procaudit.errors import InventoryError
-from procaudit.transport.base import AUTH_METHODS, AuthMethod, ConnectionOptions, HostTarget, Scheme
+from procaudit.transport.base import AUTH_METHODS, AuthMethod, ConnectionOptions, HostTarget, Scheme, option_problem
 
 # procaudit's own connection variables and the types they take.
 _CONNECTION_VARS: dict[str, type | tuple[type, ...]] = {
@@ -56,6 +56,8 @@ _CONNECTION_VARS: dict[str, type | tuple[type, ...]] = {
 _ANSIBLE_VARS: dict[str, str] = {
     "ansible_host": "address",
     "ansible_port": "port",
+    "ansible_psrp_port": "port",
+    "ansible_winrm_port": "port",
     "ansible_user": "user",
     "ansible_psrp_user": "user",
     "ansible_winrm_user": "user",
@@ -353,10 +355,9 @@ class _Builder:
                 raise self.fail(line, f"{owner}: Basic auth is not supported; use negotiate, kerberos or ntlm")
             if value not in AUTH_METHODS:
                 raise self.fail(line, f"{owner}: auth must be one of {', '.join(AUTH_METHODS)}, not {value!r}")
-        if key == "port" and not 0 < value < 65536:
-            raise self.fail(line, f"{owner}: port {value} is out of range")
-        if key.endswith("timeout") and value <= 0:
-            raise self.fail(line, f"{owner}: {key} must be positive")
+        problem = option_problem(key, value) if key == "port" or key.endswith("timeout") else None
+        if problem is not None:
+            raise self.fail(line, f"{owner}: {key} {problem}, not {value!r}")
         return value
 
     def _finish(self) -> Inventory:

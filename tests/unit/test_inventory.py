@@ -134,7 +134,10 @@ def test_limit_that_matches_nothing_is_an_error(tmp_path: Path) -> None:
         ),
         ("groups:\n  dcs:\n    hosts:\n      dc01: {auth: basic}\n", r"inv.yml:4: .*Basic auth is not supported"),
         ("groups:\n  dcs:\n    hots:\n      dc01:\n", r"inv.yml:3: group 'dcs': unknown key 'hots'"),
-        ("groups:\n  dcs:\n    hosts:\n      dc01: {port: 0}\n", r"inv.yml:4: .*port 0 is out of range"),
+        ("groups:\n  dcs:\n    hosts:\n      dc01: {port: 0}\n", r"inv.yml:4: .*port must be between 1 and 65535"),
+        # NaN would switch the deadline off; infinity reaches the socket layer as an OverflowError.
+        ("hosts:\n  dc01: {script_timeout: .nan}\n", r"inv.yml:2: .*script_timeout must be a positive number"),
+        ("hosts:\n  dc01: {connect_timeout: .inf}\n", r"inv.yml:2: .*connect_timeout must be a positive number"),
         ("groups:\n  dcs:\n    hosts: [a, b\n", r"inv.yml:4:\d+: invalid YAML"),
         ("groups:\n  dcs:\n    children: [nope]\n", r"unknown child group 'nope'"),
         ("groups:\n  a:\n    children: [b]\n  b:\n    children: [a]\n", r"group cycle"),
@@ -193,12 +196,21 @@ def test_a_limit_of_only_filters_starts_from_every_host(tmp_path: Path, limit: s
 
 
 def test_ansible_port_5985_without_a_scheme_is_http(tmp_path: Path) -> None:
-    text = "all:\n  hosts:\n    a: {ansible_port: 5985}\n    b: {ansible_port: 5986}\n    c:\n"
+    text = (
+        "all:\n  hosts:\n    a: {ansible_port: 5985}\n    b: {ansible_port: 5986}\n    c:\n"
+        "    d: {ansible_psrp_port: 5985}\n    e: {ansible_winrm_port: 5985}\n"
+    )
     inv = load_inventory(write(tmp_path, text))
     schemes = {
         t.name: (t.options.scheme, t.options.effective_port) for t in to_targets(inv, inv.select(None), Overrides())
     }
-    assert schemes == {"a": ("http", 5985), "b": ("https", 5986), "c": ("https", 5986)}
+    assert schemes == {
+        "a": ("http", 5985),
+        "b": ("https", 5986),
+        "c": ("https", 5986),
+        "d": ("http", 5985),  # the plugins' own names for ansible_port
+        "e": ("http", 5985),
+    }
     native = load_inventory(write(tmp_path, "hosts: {a: {port: 5985}}\n", "native.yml"))
     assert to_targets(native, native.select(None), Overrides())[0].options.scheme == "https"  # ours: say transport
 

@@ -79,6 +79,7 @@ def test_the_user_prompt_goes_to_stderr(monkeypatch: pytest.MonkeyPatch, capsys:
         ({"connect_timeout": 0.0}, "--connect-timeout must be a positive"),
         ({"operation_timeout": -5}, "--operation-timeout must be a positive"),
         ({"script_timeout": math.nan}, "--script-timeout must be a positive"),
+        ({"connect_timeout": math.inf}, "--connect-timeout must be a positive"),
         ({"transport": "http", "no_verify": True}, "--no-verify apply to HTTPS certificates"),
     ],
 )

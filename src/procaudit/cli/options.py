@@ -18,7 +18,7 @@ from procaudit.credentials import resolve_credentials
 from procaudit.errors import UserInputError
 from procaudit.inventory import Inventory, Overrides, load_inventory, to_targets, unsafe_settings
 from procaudit.report.output import OutputFormat
-from procaudit.transport.base import AUTH_METHODS, Connector, Credentials, HostTarget
+from procaudit.transport.base import AUTH_METHODS, Connector, Credentials, HostTarget, option_problem
 
 stderr = Console(stderr=True)
 
@@ -119,15 +119,15 @@ def remoting_overrides(
         if auth == "basic":
             raise UserInputError("Basic auth is not supported; use negotiate, kerberos or ntlm")
         raise UserInputError(f"--auth must be one of {', '.join(AUTH_METHODS)}")
-    if port is not None and not 0 < port < 65536:
-        raise UserInputError(f"--port must be between 1 and 65535, not {port}")
     for option, value in (
+        ("--port", port),
         ("--connect-timeout", connect_timeout),
         ("--operation-timeout", operation_timeout),
         ("--script-timeout", script_timeout),
     ):
-        if value is not None and not value > 0:  # 'not >' also refuses NaN
-            raise UserInputError(f"{option} must be a positive number of seconds, not {value:g}")
+        problem = option_problem(option, value) if value is not None else None
+        if problem is not None:
+            raise UserInputError(f"{option} {problem}, not {value:g}")
     if transport == "http":
         # Over HTTP there is no server certificate to check: a CA bundle or --no-verify there is a mistake.
         given = [name for name, on in (("--ca-bundle", ca_bundle is not None), ("--no-verify", no_verify)) if on]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,18 @@ from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
 
 Scheme = Literal["https", "http"]
 AuthMethod = Literal["negotiate", "kerberos", "ntlm", "credssp", "certificate"]
+
+
+def option_problem(name: str, value: float) -> str | None:
+    """What is wrong with a port or a timeout, or ``None``: one rule for inventories and the command line (NaN and
+    infinity would switch deadlines off, or reach the socket layer as an OverflowError)."""
+    if name.endswith("port"):
+        return None if 0 < value < 65536 else "must be between 1 and 65535"
+    if name.endswith("timeout"):
+        return None if math.isfinite(value) and value > 0 else "must be a positive number of seconds"
+    return None
+
+
 AUTH_METHODS: tuple[AuthMethod, ...] = ("negotiate", "kerberos", "ntlm", "credssp", "certificate")
 
 P = TypeVar("P", bound=ScriptParams)

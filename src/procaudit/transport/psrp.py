@@ -194,7 +194,7 @@ class PsrpConnector:
 
     def _check_cancelled(self) -> None:
         if self._cancelled.is_set():
-            raise CancelledError(f"cancelled: the run was interrupted while {self.target.name} was in flight")
+            raise CancelledError.in_flight(self.target.name)
 
     def close(self) -> None:
         """Close the runspace pool and the HTTP session; a failing close never hides the real error.
