@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from procaudit.rollout.deploy import Deployment, DeployOptions, open_journal
+from procaudit.rollout.journal import Journal
 from procaudit.rollout.planfile import RolloutPlan, RolloutWave
 from tests.lab.conftest import LabHandle, start_lab
 from tests.lab.deploy_helpers import lab_session, load, wait_for
@@ -24,6 +26,24 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def slow_lab(tmp_path: Path) -> Iterator[LabHandle]:
     yield from start_lab(tmp_path, ["fresh-2019", "ready", "workstation"], ["*=slow:400"])
+
+
+def wait_for_journal(
+    process: subprocess.Popen[str], journal: Path, reached: Callable[[Journal], bool], what: str
+) -> None:
+    """Wait until the running deployment's journal shows ``reached`` (it must not end before)."""
+
+    def check() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the deployment ended before {what}:\n{process.stderr.read() if process.stderr else ''}"
+            )
+        try:
+            return reached(load(journal))
+        except Exception:  # not written yet, or caught mid-rename
+            return False
+
+    wait_for(check, timeout=120, interval=0.002)
 
 
 def test_ctrl_c_during_verify_stops_the_run_and_the_rerun_verifies_again(slow_lab: LabHandle, tmp_path: Path) -> None:
@@ -43,17 +63,7 @@ def test_ctrl_c_during_verify_stops_the_run_and_the_rerun_verifies_again(slow_la
     args = deploy_args(lab, plan, journal, "--yes")
     process = _start(lab, *args)
 
-    def verifying() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"the deployment ended before verify:\n{process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            return load(journal).wave(1).state == "verifying"
-        except Exception:  # not written yet, or caught mid-rename
-            return False
-
-    wait_for(verifying, timeout=120, interval=0.002)
+    wait_for_journal(process, journal, lambda j: j.wave(1).state == "verifying", "verify")
     os.kill(process.pid, signal.SIGINT)  # the operator's Ctrl-C
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
@@ -79,17 +89,7 @@ def test_ctrl_c_while_applying_leaves_the_outcome_unknown_without_a_new_session(
     args = deploy_args(lab, plan, journal, "--yes")
     process = _start(lab, *args)
 
-    def applying() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"the deployment ended before applying:\n{process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            return load(journal).hosts["lab-fresh-2019-01"].state == "applying"
-        except Exception:  # not written yet, or caught mid-rename
-            return False
-
-    wait_for(applying, timeout=120, interval=0.002)
+    wait_for_journal(process, journal, lambda j: j.hosts["lab-fresh-2019-01"].state == "applying", "applying")
     os.kill(process.pid, signal.SIGINT)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
