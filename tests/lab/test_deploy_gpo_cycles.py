@@ -181,3 +181,25 @@ def test_an_existing_gpo_whose_payload_cannot_be_read_is_refused_not_a_crash(tmp
         }
         with pytest.raises(GpoTakeOverError, match="other settings"):
             deploy(session, tmp_path / "second.json", gpo_options(session))
+
+
+def test_a_refresh_whose_programs_cannot_start_fails_the_host_and_says_why(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        lab = session.handle.lab
+        # AppLocker blocks gpupdate on one host and klist on the other: `&` throws and sets no exit code. Before
+        # the fix the refresh read the previous program's exit code (klist's 0) and called gpupdate a success.
+        lab.host("lab-ready-01").unlaunchable.add("gpupdate.exe")
+        lab.host("lab-fresh-2019-01").unlaunchable.add("klist.exe")
+        journal = tmp_path / "blocked.json"
+        assert deploy(session, journal, gpo_options(session)) != 0
+        hosts = JournalStore.load(journal).journal.hosts
+        ready, fresh = hosts["lab-ready-01"], hosts["lab-fresh-2019-01"]
+        assert ready.state == "failed" and ready.errors
+        assert "gpupdate.exe did not run" in ready.errors[-1].message, ready.errors[-1]
+        # klist did not run: the computer's ticket predates its new group, the GPO does not apply yet.
+        assert fresh.state == "failed" and fresh.errors
+        assert "klist purge did not run" in fresh.errors[-1].message, fresh.errors[-1]
+        # Once the programs run again, a rerun of the same journal converges.
+        lab.host("lab-ready-01").unlaunchable.clear()
+        lab.host("lab-fresh-2019-01").unlaunchable.clear()
+        assert deploy(session, journal, gpo_options(session)) == 0

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from procaudit.credentials import resolve_credentials
 from procaudit.errors import RemoteScriptError
-from procaudit.remote import ScriptSpec
+from procaudit.remote import ScriptResult, ScriptSpec
 from procaudit.rollout.deploy import GpoOptions
 from procaudit.rollout.direct import (
     SET_PROCAUDIT_SETTINGS,
@@ -162,3 +162,38 @@ def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: H
             )
         after = connector.run(GET_GPO_STATE, state)
     assert after == before
+
+
+class _NativeProbeResult(ScriptResult):
+    ok_code: int | None = None
+    missing_code: int | None = None
+    missing_output: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _ProbeSpec(ScriptSpec[RefreshParams, _NativeProbeResult]):
+    body: str = ""
+
+    @property
+    def text(self) -> str:  # type: ignore[override]
+        return self.body
+
+
+def test_invoke_native_reports_a_program_that_cannot_start_not_the_previous_exit_code(live: PsrpConnector) -> None:
+    # The lab models an unlaunchable program as exit code -1 with "did not run"; check it on Windows with the
+    # exact Invoke-Native the shipped scripts carry: a program that ran (0), then one that cannot start.
+    shipped = INVOKE_POLICY_REFRESH.text
+    start = shipped.index("function Invoke-Native")
+    function = shipped[start : shipped.index("\n}\n", start) + 3]
+    body = (
+        "$ErrorActionPreference = 'Stop'\n$system32 = [Environment]::SystemDirectory\n"
+        + function
+        + "$ok = Invoke-Native 'whoami.exe' @()\n"
+        + "$missing = Invoke-Native 'procaudit-no-such-program.exe' @()\n"
+        + "[pscustomobject]@{ OkCode = $ok.ExitCode; MissingCode = $missing.ExitCode; "
+        + "MissingOutput = $missing.Output } | ConvertTo-Json -Compress\n"
+    )
+    spec = _ProbeSpec("Invoke-NativeProbe", "deploy", RefreshParams, _NativeProbeResult, body=body)
+    result = live.run(spec, RefreshParams())
+    assert result.ok_code == 0
+    assert result.missing_code == -1 and "did not run" in result.missing_output, result

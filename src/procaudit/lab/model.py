@@ -169,6 +169,9 @@ class LabHost:
     sysmon_log: SysmonLog = field(default_factory=SysmonLog)
     scom: ScomServer | None = None  # set on a SCOM management server
     files: dict[str, bytes] = field(default_factory=dict)  # files procaudit's scripts wrote (Windows path -> bytes)
+    # System32 programs that cannot start here (AppLocker/WDAC block, file missing): `& program` throws before
+    # the program runs and sets no exit code (e.g. {'gpupdate.exe'}).
+    unlaunchable: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- policy engine ---------------------------------------------------------------------------------

@@ -248,6 +248,21 @@ class RefreshResult(ScriptResult):
     what_if: bool = False
 
 
+def klist_failure(result: RefreshResult) -> str | None:
+    """Why the ticket purge did not happen, or None when it did (or -WhatIf skipped it).
+
+    The script goes on to gpupdate when klist fails (a membership change then waits for the next ticket, at
+    the latest a reboot); an exit code of -1 means klist.exe did not run at all."""
+    if result.klist_exit_code in (None, 0):
+        return None
+    detail = (result.klist_output or "").strip().splitlines()
+    what = "did not run" if result.klist_exit_code == -1 else f"exited with code {result.klist_exit_code}"
+    return (
+        f"klist purge {what} ({detail[0] if detail else 'no output'}): a group membership change waits for "
+        "the computer's next Kerberos ticket (a reboot)"
+    )
+
+
 GET_GPO_STATE = ScriptSpec("Get-ProcAuditGpoState", "checks", GpoStateParams, GpoStateResult)
 IMPORT_GPO = ScriptSpec("Import-ProcAuditGpo", "deploy", ImportParams, ImportResult, mutating=True)
 SET_GPO_FILTER = ScriptSpec("Set-ProcAuditGpoFilter", "deploy", FilterParams, FilterResult, mutating=True)
@@ -783,11 +798,15 @@ class GpoStrategy:
 
     def _refresh(self, connector: Connector, store: JournalStore, group: str) -> None:
         name = connector.target.name
-        connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
+        refresh: RefreshResult = connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
         store.host(name, lambda e: setattr(e, "state", "applied"))
         facts = read_facts(connector)
         after = gpo_changes(facts, gpo_name=self.gpo.name, payload=self.rendered().payload, group=group, member=True)
         problems = effective_mismatches(facts, after, self.gpo.name)
+        purge = klist_failure(refresh)
+        if problems and purge:
+            # Without the purge the computer's ticket predates its new group: the GPO waits for a reboot.
+            problems.insert(0, purge)
 
         def checked(entry: HostEntry) -> None:
             entry.after.update({c.item: c.after for c in entry.changes})

@@ -34,6 +34,8 @@ from procaudit.rollout.gpo import (
     LinkParams,
     MemberParams,
     RefreshParams,
+    RefreshResult,
+    klist_failure,
     sam_of,
 )
 from procaudit.rollout.journal import GpoEntry, HostEntry, JournalStore, RollbackRecord, now
@@ -202,8 +204,11 @@ class Rollback:
         entry = self.store.journal.hosts[name]
         notes: list[str] = []
         if self.store.journal.strategy == "gpo":
-            connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
+            refresh: RefreshResult = connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
             notes.append("policy refreshed: the GPO's registry policy values are removed where it no longer applies")
+            purge = klist_failure(refresh)
+            if purge:
+                notes.append(purge)
         facts = read_facts(connector)
 
         def value(item: str) -> tuple[bool, int | None]:

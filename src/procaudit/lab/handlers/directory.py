@@ -323,24 +323,44 @@ _KLIST: Final = (
 _GPUPDATE: Final = "Updating policy...\n\nComputer Policy update has completed successfully.\n"
 
 
+def _launch_failure(program: str) -> str:
+    """Invoke-Native's output for a program that cannot start: ``&`` throws ApplicationFailedException, here
+    with the Win32 text of ERROR_ACCESS_DISABLED_BY_POLICY (1260, an AppLocker or SRP block)."""
+    return (
+        f"{program} did not run: Program '{program}' failed to run: This program is blocked by group policy. "
+        "For more information, contact your system administrator"
+    )
+
+
 @handles("Invoke-ProcAuditPolicyRefresh")
 def _refresh(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     host = ctx.host
     skip = what_if(run)
+    klist: tuple[int | None, str | None] = (None, None)
+    gpupdate: tuple[int | None, str | None] = (None, None)
     if not skip:
         directory = directory_of(ctx.world)
+        klist = (-1, _launch_failure("klist.exe")) if "klist.exe" in host.unlaunchable else (0, _KLIST)
+        if "gpupdate.exe" in host.unlaunchable:
+            # The script throws: the tickets are purged (when klist ran) but policy is not refreshed.
+            if klist[0] == 0:
+                with ctx.world.lock:
+                    directory.purge_tickets(host)
+            return ScriptOutcome(failure=f"gpupdate.exe failed (exit code -1): {_launch_failure('gpupdate.exe')}")
+        gpupdate = (0, _GPUPDATE)
         with ctx.world.lock:
-            directory.purge_tickets(host)
+            if klist[0] == 0:
+                directory.purge_tickets(host)
             directory.refresh(host)
     return ScriptOutcome(
         output=[
             ps_json(
                 {
                     "ComputerName": host.os.computer_name,
-                    "KlistExitCode": None if skip else 0,
-                    "KlistOutput": None if skip else _KLIST,
-                    "GpupdateExitCode": None if skip else 0,
-                    "GpupdateOutput": None if skip else _GPUPDATE,
+                    "KlistExitCode": klist[0],
+                    "KlistOutput": klist[1],
+                    "GpupdateExitCode": gpupdate[0],
+                    "GpupdateOutput": gpupdate[1],
                     "WhatIf": skip,
                 }
             )
