@@ -154,6 +154,9 @@ def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: H
         imported = connector.run(IMPORT_GPO, WhatIfImport(**rendered.import_params(name).model_dump()))
         assert imported.existed is False and imported.imported is False
         connector.run(SET_GPO_FILTER, WhatIfFilter(gpo_name="Default Domain Policy", group_name=group))
+        # The rollback's restore: only Authenticated Users, no group looked up (this one does not exist).
+        restore = WhatIfFilter(gpo_name="Default Domain Policy", everyone_only=True, authenticated_users="GpoApply")
+        assert connector.run(SET_GPO_FILTER, restore).group_created is False
         connector.run(SET_GPO_LINK, WhatIfLink(gpo_name="Default Domain Policy", target=(domain.distinguished_name,)))
         # The wave group does not exist yet (the filter step creates it): AD says so, as the lab models.
         with pytest.raises(RemoteScriptError, match="Cannot find an object with identity"):

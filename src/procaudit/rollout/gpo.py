@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from procaudit.errors import ParseError, RemoteScriptError, TransportError, UserInputError
 from procaudit.facts import HostFacts, legacy_in_the_way
@@ -191,11 +191,22 @@ class ImportResult(ScriptResult):
 
 class FilterParams(ScriptParams):
     gpo_name: str = Field(min_length=1, max_length=255)
-    group_name: str = Field(pattern=GROUP_NAME.pattern)
+    group_name: str | None = Field(default=None, pattern=GROUP_NAME.pattern)
+    """Required unless ``everyone_only``."""
     group_path: str = ""
     authenticated_users: Literal["GpoRead", "GpoApply", "None"] = "GpoRead"
     remove: bool = False
     remove_group: bool = False
+    everyone_only: bool = False
+    """Set only Authenticated Users (a rollback's restore): no group is looked up, created or granted."""
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> FilterParams:
+        if self.everyone_only and (self.group_name or self.group_path or self.remove or self.remove_group):
+            raise ValueError("everyone_only sets only Authenticated Users: no group, path, remove or remove_group")
+        if not self.everyone_only and not self.group_name:
+            raise ValueError("group_name is required unless everyone_only")
+        return self
 
 
 class FilterResult(ScriptResult):

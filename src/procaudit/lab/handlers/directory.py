@@ -214,17 +214,28 @@ def _import_gpo(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
 
 def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     gpo = directory.require_gpo(str(mandatory(run, "GpoName")))
-    group_name = validate_pattern("GroupName", [mandatory(run, "GroupName")], GROUP)[0]
+    raw_group = run.parameters.get("GroupName")
+    group_name = validate_pattern("GroupName", [raw_group], GROUP)[0] if raw_group else ""
     path = str(run.parameters.get("GroupPath") or "") or None
     everyone = validate_set(
         "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply", "None")
     )[0]
     remove = bool(run.parameters.get("Remove"))
+    everyone_only = bool(run.parameters.get("EveryoneOnly"))
+    if everyone_only and (group_name or path or remove or run.parameters.get("RemoveGroup")):
+        raise CmdletError(
+            "-EveryoneOnly sets only Authenticated Users: "
+            "GroupName, GroupPath, Remove and RemoveGroup do not go with it"
+        )
+    if not everyone_only and not group_name:
+        raise CmdletError("GroupName is required unless -EveryoneOnly is given")
     before = _permissions(gpo)
     skip = what_if(run)
-    group = directory.group(group_name)
+    group = None if everyone_only else directory.group(group_name)
     created = deleted = False
-    if not remove:
+    if everyone_only:
+        pass  # nothing but Authenticated Users, below
+    elif not remove:
         if group is None and not skip:
             directory.new_group(group_name, path)
             created = True
