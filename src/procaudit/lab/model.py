@@ -79,6 +79,9 @@ class SecurityLog:
     enabled: bool = True
     record_size: int = 800  # bytes per 4688 record on disk (measured median 0.73-0.87 KB)
     other_events_per_day: int = 20000  # logon/logoff and the rest of the Security traffic
+    # How many records a filtered EventLogReader scans per second on this host (None: the lab never reaches a
+    # time budget). Scanning costs every record of the window, matching or not.
+    read_records_per_second: float | None = None
 
 
 @dataclass
