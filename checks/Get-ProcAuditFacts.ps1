@@ -37,10 +37,22 @@ function Invoke-Native([string]$Exe, [string[]]$Arguments) {
     # Windows PowerShell 5.1 wraps each stderr line of a native command redirected with 2>&1 in an ErrorRecord;
     # under 'Stop' the first one would end the script before the exit code is known. Capture under 'Continue'
     # (local to this function) and judge by the exit code; stderr lines come back as plain text.
+    # A program that cannot start (missing, blocked by AppLocker/WDAC) sets no exit code: $LASTEXITCODE would
+    # still hold the previous program's. Reset it first; a launch failure, or no exit code at all, is -1.
     $ErrorActionPreference = 'Continue'
-    $lines = @(& (Join-Path $system32 $Exe) @Arguments 2>&1)
+    $program = Join-Path $system32 $Exe
+    $lines = @()
+    $global:LASTEXITCODE = $null
+    try {
+        $lines = @(& $program @Arguments 2>&1)
+    } catch {
+        return [pscustomobject]@{ ExitCode = -1; Output = "$Exe did not run: $($_.Exception.Message)" }
+    }
     $code = $LASTEXITCODE
     $text = @($lines | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { $_.Exception.Message } else { [string]$_ } }) -join "`n"
+    if ($null -eq $code) {
+        return [pscustomobject]@{ ExitCode = -1; Output = "$Exe did not run (no exit code): $text" }
+    }
     return [pscustomobject]@{ ExitCode = $code; Output = $text }
 }
 

@@ -12,13 +12,17 @@
       Sysmon/Operational 1     Sysmon runs and logs process creation;
       Security 4689            process termination is audited (exits match starts over a day or more).
     Records are read with EventLogReader and an XPath filter on EventID and TimeCreated, newest first, one at
-    a time, and only their hour is kept. Counting stops after MaxRecords records or TimeBudgetSeconds: then
-    Truncated is true, TruncatedBy says which bound, and CountedFromUtc is the oldest record counted (the counts
-    cover CountedFromUtc to now, not the whole window). Get-WinEvent would wrap every record in a PowerShell object with its rendered
+    a time, and only their hour is kept. Counting stops after MaxRecords records read or TimeBudgetSeconds (the
+    clock is checked at every record, and no single read may wait past the budget: a filtered scan can spend
+    long between matches): then Truncated is true, TruncatedBy says which bound, TruncatedIn names the source
+    being read, and CountedFromUtc is the oldest record counted (the counts cover CountedFromUtc to now, not
+    the whole window). A stop before anything was counted leaves Source empty but Truncated set: the later
+    sources were not tried, so this is no evidence that the host has no events. Get-WinEvent would wrap every record in a PowerShell object with its rendered
     message, which a million records cannot afford.
 
     Record size: the rendered XML length of the newest SizeSampleCount 4688 records and of the newest
-    SizeSampleCount other records, beside the log's FileSize and RecordCount. procaudit takes the disk bytes
+    SizeSampleCount other records, beside the log's FileSize and RecordCount. The sample runs until the end of
+    the time budget, or for a tenth of it more when counting used it all; SizeSample.Truncated says it stopped. procaudit takes the disk bytes
     per XML character from what the file really holds (FileSize over the XML the log's records would render
     to, 4688 and others in their counted proportion) and applies it to the 4688 mean: FileSize alone
     averages over every event id, and the newest records' mix is not the whole log's.
@@ -39,9 +43,9 @@
 
 .OUTPUTS
     One JSON document: NowUtc, UtcOffsetMinutes, ProductType, TerminalServerMode, FirstHour, Source, Counts,
-    Total, FirstEventUtc, LastEventUtc, SourceLogOldestUtc, Truncated, TruncatedBy, CountedFromUtc, SecurityLog (MaximumSizeInBytes, LogMode,
-    FileSize, RecordCount, OldestRecordUtc) and SizeSample (ProcessRecords, ProcessXmlChars, WithCommandLine,
-    OtherRecords, OtherXmlChars). Times are seconds since 1970-01-01 UTC; FirstHour is hours since then and
+    Total, FirstEventUtc, LastEventUtc, SourceLogOldestUtc, Truncated, TruncatedBy, TruncatedIn, CountedFromUtc,
+    SecurityLog (MaximumSizeInBytes, LogMode, FileSize, RecordCount, OldestRecordUtc) and SizeSample
+    (ProcessRecords, ProcessXmlChars, WithCommandLine, OtherRecords, OtherXmlChars, Truncated). Times are seconds since 1970-01-01 UTC; FirstHour is hours since then and
     Counts[i] counts the hour FirstHour + i (the first and the last hour are partial).
 #>
 [CmdletBinding()]
@@ -77,17 +81,38 @@ function New-Reader {
     New-Object -TypeName System.Diagnostics.Eventing.Reader.EventLogReader -ArgumentList $query
 }
 
+function Read-Record {
+    # The next record; $null at the end; $false when the deadline (seconds on $watch) has passed. One ReadEvent of
+    # a filtered query can scan many non-matching records, so it gets the time left as its timeout.
+    param($Reader, [double]$Deadline)
+    $left = $Deadline - $watch.Elapsed.TotalSeconds
+    if ($left -le 0) { return $false }
+    try {
+        $record = $Reader.ReadEvent([TimeSpan]::FromSeconds($left))
+    } catch [System.Diagnostics.Eventing.Reader.EventLogException] {
+        if ($watch.Elapsed.TotalSeconds -ge $Deadline - 1) { return $false }
+        throw
+    }
+    if ($null -eq $record -and $watch.Elapsed.TotalSeconds -ge $Deadline - 1) { return $false }
+    return $record
+}
+
 function Measure-HourlyCount {
     param([string]$LogName, [int]$EventId)
     $counts = New-Object -TypeName 'long[]' -ArgumentList $buckets
     $total = [long]0
+    $read = [long]0
     $first = $null
     $last = $null
     $truncatedBy = $null
     $xpath = "*[System[(EventID=$EventId) and TimeCreated[timediff(@SystemTime) <= $windowMilliseconds]]]"
     $reader = New-Reader -LogName $LogName -XPath $xpath -Newest $true
     try {
-        for ($record = $reader.ReadEvent(); $null -ne $record; $record = $reader.ReadEvent()) {
+        while ($true) {
+            $record = Read-Record -Reader $reader -Deadline $TimeBudgetSeconds
+            if ($record -is [bool]) { $truncatedBy = 'TimeBudget'; break }
+            if ($null -eq $record) { break }
+            $read++
             $seconds = [long][Math]::Floor(($record.TimeCreated.ToUniversalTime() - $epoch).TotalSeconds)
             $record.Dispose()
             $index = [int]([Math]::Floor($seconds / 3600) - $firstHour)
@@ -97,8 +122,7 @@ function Measure-HourlyCount {
                 if ($null -eq $last) { $last = $seconds }
                 $first = $seconds
             }
-            if ($total -ge $MaxRecords) { $truncatedBy = 'MaxRecords'; break }
-            if (($total % 1000) -eq 0 -and $watch.Elapsed.TotalSeconds -ge $TimeBudgetSeconds) { $truncatedBy = 'TimeBudget'; break }
+            if ($read -ge $MaxRecords) { $truncatedBy = 'MaxRecords'; break }
         }
     } finally {
         $reader.Dispose()
@@ -123,14 +147,16 @@ function Get-OldestRecordUtc {
 }
 
 function Measure-XmlLength {
-    param([string]$XPath, [bool]$CommandLine)
+    param([string]$XPath, [bool]$CommandLine, [double]$Deadline)
     $records = 0
+    $stopped = $false
     $chars = [long]0
     $withCommandLine = 0
     $reader = New-Reader -LogName 'Security' -XPath $XPath -Newest $true
     try {
         while ($records -lt $SizeSampleCount) {
-            $record = $reader.ReadEvent()
+            $record = Read-Record -Reader $reader -Deadline $Deadline
+            if ($record -is [bool]) { $stopped = $true; break }
             if ($null -eq $record) { break }
             $chars += $record.ToXml().Length
             # 4688 data item 9 (index 8) is CommandLine in event versions 1 and 2.
@@ -143,7 +169,7 @@ function Measure-XmlLength {
     } finally {
         $reader.Dispose()
     }
-    [pscustomobject]@{ Records = $records; Chars = $chars; WithCommandLine = $withCommandLine }
+    [pscustomobject]@{ Records = $records; Chars = $chars; WithCommandLine = $withCommandLine; Truncated = $stopped }
 }
 
 $sysmonPresent = $true
@@ -154,6 +180,7 @@ try {
 }
 
 $source = ''
+$stoppedIn = $null
 $measured = $null
 $sourceLog = 'Security'
 $candidates = @(
@@ -169,6 +196,12 @@ foreach ($candidate in $candidates) {
         $sourceLog = $candidate.Log
         break
     }
+    if ($measured.TruncatedBy) {
+        # Stopped before counting anything: the later sources would find the budget spent, and an empty count
+        # here says nothing about this source.
+        $stoppedIn = $candidate.Name
+        break
+    }
 }
 
 $config = New-Object -TypeName System.Diagnostics.Eventing.Reader.EventLogConfiguration -ArgumentList 'Security'
@@ -179,11 +212,12 @@ if ($sourceLog -ne 'Security') {
     $sourceOldest = Get-OldestRecordUtc -LogName $sourceLog
 }
 
-$processSize = [pscustomobject]@{ Records = 0; Chars = 0; WithCommandLine = 0 }
+$sizeDeadline = [Math]::Max([double]$TimeBudgetSeconds, $watch.Elapsed.TotalSeconds + $TimeBudgetSeconds / 10)
+$processSize = [pscustomobject]@{ Records = 0; Chars = 0; WithCommandLine = 0; Truncated = $false }
 if ($source -eq 'Security/4688') {
-    $processSize = Measure-XmlLength -XPath '*[System[(EventID=4688)]]' -CommandLine $true
+    $processSize = Measure-XmlLength -XPath '*[System[(EventID=4688)]]' -CommandLine $true -Deadline $sizeDeadline
 }
-$otherSize = Measure-XmlLength -XPath '*[System[EventID!=4688]]' -CommandLine $false
+$otherSize = Measure-XmlLength -XPath '*[System[EventID!=4688]]' -CommandLine $false -Deadline $sizeDeadline
 
 $os = Get-CimInstance -ClassName Win32_OperatingSystem -Property 'ProductType'
 $terminalServerMode = $null
@@ -205,6 +239,9 @@ if ($source) {
     $firstEvent = $measured.First
     $lastEvent = $measured.Last
     $truncatedBy = $measured.TruncatedBy
+    if ($truncatedBy) { $stoppedIn = $source }
+} elseif ($stoppedIn) {
+    $truncatedBy = $measured.TruncatedBy
 }
 
 [pscustomobject]@{
@@ -221,7 +258,8 @@ if ($source) {
     SourceLogOldestUtc = $sourceOldest
     Truncated          = [bool]$truncatedBy
     TruncatedBy        = $truncatedBy
-    CountedFromUtc     = $(if ($truncatedBy) { $firstEvent } else { $null })
+    TruncatedIn        = $stoppedIn
+    CountedFromUtc     = $(if ($truncatedBy -and $source) { $firstEvent } else { $null })
     SecurityLog        = [pscustomobject]@{
         MaximumSizeInBytes = $config.MaximumSizeInBytes
         LogMode            = $config.LogMode.ToString()
@@ -235,5 +273,6 @@ if ($source) {
         WithCommandLine = $processSize.WithCommandLine
         OtherRecords    = $otherSize.Records
         OtherXmlChars   = $otherSize.Chars
+        Truncated       = [bool]($processSize.Truncated -or $otherSize.Truncated)
     }
 } | ConvertTo-Json -Compress -Depth 3

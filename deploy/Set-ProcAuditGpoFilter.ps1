@@ -8,13 +8,15 @@
     grants it GpoApply on the GPO, and sets Authenticated Users to AuthenticatedUsers. Authenticated Users
     is never removed: since MS16-072 computers read GPOs in their own context and need Read (GpoRead).
     With -Remove: removes the group's permission on the GPO and, with -RemoveGroup, deletes the group when it
-    has no members left. Authenticated Users is found by its SID (S-1-5-11), so this works in every language.
+    has no members left. With -EveryoneOnly: only sets Authenticated Users to AuthenticatedUsers (what a rollback
+    restores); no group is looked up, created, granted or removed. Authenticated Users is found by its SID
+    (S-1-5-11), so this works in every language.
 
 .PARAMETER GpoName
     Display name of the GPO.
 
 .PARAMETER GroupName
-    The security group whose members apply the GPO.
+    The security group whose members apply the GPO. Required unless -EveryoneOnly.
 
 .PARAMETER GroupPath
     Where to create the group (a container or OU distinguished name); empty for the domain's default.
@@ -29,17 +31,21 @@
 .PARAMETER RemoveGroup
     With -Remove: also delete the group if it has no members.
 
+.PARAMETER EveryoneOnly
+    Set only the permission of Authenticated Users; GroupName, GroupPath, Remove and RemoveGroup must not be given.
+
 .OUTPUTS
     One JSON document; procaudit.rollout.gpo.FilterResult describes it.
 #>
 [CmdletBinding(SupportsShouldProcess = $true)]
 param(
     [Parameter(Mandatory = $true)][ValidateLength(1, 255)][string]$GpoName,
-    [Parameter(Mandatory = $true)][ValidatePattern('^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$')][string]$GroupName,
+    [ValidatePattern('^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$')][string]$GroupName = '',
     [string]$GroupPath = '',
     [ValidateSet('GpoRead', 'GpoApply', 'None')][string]$AuthenticatedUsers = 'GpoRead',
     [switch]$Remove,
-    [switch]$RemoveGroup
+    [switch]$RemoveGroup,
+    [switch]$EveryoneOnly
 )
 
 $ErrorActionPreference = 'Stop'
@@ -55,13 +61,25 @@ function Get-Permissions([string]$Name) {
             @{ n = 'Inherited'; e = { [bool]$_.Inherited } }))
 }
 
+if ($EveryoneOnly) {
+    if ($GroupName -or $GroupPath -or $Remove -or $RemoveGroup) {
+        throw '-EveryoneOnly sets only Authenticated Users: GroupName, GroupPath, Remove and RemoveGroup do not go with it'
+    }
+} elseif (-not $GroupName) {
+    throw 'GroupName is required unless -EveryoneOnly is given'
+}
+
 $before = Get-Permissions $GpoName
 $group = $null
-try { $group = Get-ADGroup -Identity $GroupName } catch [Microsoft.ActiveDirectory.Management.ADIdentityNotFoundException] { $group = $null }
+if (-not $EveryoneOnly) {
+    try { $group = Get-ADGroup -Identity $GroupName } catch [Microsoft.ActiveDirectory.Management.ADIdentityNotFoundException] { $group = $null }
+}
 $created = $false
 $deleted = $false
 
-if (-not $Remove) {
+if ($EveryoneOnly) {
+    # Nothing but Authenticated Users, below.
+} elseif (-not $Remove) {
     if ($null -eq $group -and $PSCmdlet.ShouldProcess("AD group $GroupName", 'create (global security group)')) {
         $arguments = @{
             Name          = $GroupName

@@ -110,3 +110,19 @@ def test_script_follows_the_contract(path: Path) -> None:
 def test_the_gate_catches_real_syntax_errors() -> None:
     broken = b"[CmdletBinding()]\nparam(\n  [string]$A,\n  [int]$B =\n)\n"
     assert _errors(PARSER.parse(broken).root_node, broken)
+
+
+NATIVE_CALL = re.compile(r"^\s*(?:\$\w+\s*=\s*)?@?\(?&\s", re.M)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_a_native_call_never_reads_a_stale_exit_code(path: Path) -> None:
+    # A program that cannot start sets no exit code: $LASTEXITCODE still holds the previous program's. Every
+    # `& program` must follow a reset of $global:LASTEXITCODE and sit in a try (the launch failure throws).
+    text = path.read_text(encoding="utf-8")
+    for call in NATIVE_CALL.finditer(text):
+        before = text[: call.start()]
+        reset = before.rfind("$global:LASTEXITCODE = $null")
+        function = before.rfind("function ")
+        assert reset > function, f"{path.name}: `&` at offset {call.start()} without a $LASTEXITCODE reset before it"
+        assert "try {" in before[reset:], f"{path.name}: `&` at offset {call.start()} is not inside a try"

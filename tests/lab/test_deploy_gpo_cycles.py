@@ -17,7 +17,7 @@ from procaudit.rollout.deploy import Deployment, DeployOptions, GpoOptions, open
 from procaudit.rollout.gpo import GpoTakeOverError
 from procaudit.rollout.journal import JournalError, JournalStore
 from procaudit.rollout.planfile import RolloutPlan, RolloutWave
-from procaudit.rollout.rollback import Rollback
+from procaudit.rollout.rollback import Rollback, RollbackReport
 from tests.lab.deploy_helpers import Session, lab_session
 
 pytestmark = pytest.mark.slow
@@ -40,8 +40,12 @@ def deploy(session: Session, journal: Path, gpo: GpoOptions, plan: RolloutPlan =
 
 
 def rollback(session: Session, journal: Path) -> int:
+    return rollback_report(session, journal).exit_code
+
+
+def rollback_report(session: Session, journal: Path) -> RollbackReport:
     store = JournalStore.load(journal)
-    return Rollback(store, session.targets, session.connect, dc=session.targets["lab-dc-01"]).run().exit_code
+    return Rollback(store, session.targets, session.connect, dc=session.targets["lab-dc-01"]).run()
 
 
 def ours(session: Session) -> LabGpo:
@@ -163,10 +167,15 @@ def test_an_existing_gpo_with_other_settings_is_taken_over_only_when_asked(tmp_p
         stored = JournalStore.load(journal).journal
         assert stored.gpo is not None and stored.gpo.took_over
         assert stored.gpo.authenticated_users_before == "GpoRead"  # what the first deployment left
-        assert rollback(session, journal) == 0
+        report = rollback_report(session, journal)
+        assert report.exit_code == 0
         # The GPO was linked and filtered before this journal: its rollback leaves all of that in place.
         assert links(session, mine) == {SERVERS: True, WORKSTATIONS: True}
         assert everyone(mine) == "GpoRead"
+        # ... and says so: the GPO still applies through the links it had (not "unlinked, nothing applies it").
+        said = report.domain[-1]
+        assert "existed before the deployment" in said and "links it had before still apply it" in said, said
+        assert "not restored" in said and "unlinked" not in said, said
 
 
 def test_an_existing_gpo_whose_payload_cannot_be_read_is_refused_not_a_crash(tmp_path: Path) -> None:
@@ -203,3 +212,54 @@ def test_a_resume_after_an_interrupted_import_finishes_the_gpo_it_created(tmp_pa
         assert resumed is not None and resumed.gpo_id == mine.id and not resumed.took_over
         assert mine.version == version + 1  # imported again, so its settings are procaudit's
         assert rollback(session, journal) == 0
+
+
+def test_a_refresh_whose_programs_cannot_start_fails_the_host_and_says_why(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        lab = session.handle.lab
+        # AppLocker blocks gpupdate on one host and klist on the other: `&` throws and sets no exit code. Before
+        # the fix the refresh read the previous program's exit code (klist's 0) and called gpupdate a success.
+        lab.host("lab-ready-01").unlaunchable.add("gpupdate.exe")
+        lab.host("lab-fresh-2019-01").unlaunchable.add("klist.exe")
+        journal = tmp_path / "blocked.json"
+        assert deploy(session, journal, gpo_options(session)) != 0
+        hosts = JournalStore.load(journal).journal.hosts
+        ready, fresh = hosts["lab-ready-01"], hosts["lab-fresh-2019-01"]
+        assert ready.state == "failed" and ready.errors
+        assert "gpupdate.exe did not run" in ready.errors[-1].message, ready.errors[-1]
+        # klist did not run: the computer's ticket predates its new group, the GPO does not apply yet.
+        assert fresh.state == "failed" and fresh.errors
+        assert "klist purge did not run" in fresh.errors[-1].message, fresh.errors[-1]
+        # Once the programs run again, a rerun of the same journal converges.
+        lab.host("lab-ready-01").unlaunchable.clear()
+        lab.host("lab-fresh-2019-01").unlaunchable.clear()
+        assert deploy(session, journal, gpo_options(session)) == 0
+
+
+def test_rollback_restores_authenticated_users_without_touching_a_wave_group_it_did_not_create(
+    tmp_path: Path,
+) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        directory = directory_of(session.handle.lab.world)
+        gpo = gpo_options(session)
+        assert deploy(session, tmp_path / "first.json", gpo) == 0
+        first = rollback_report(session, tmp_path / "first.json")
+        assert first.exit_code == 0
+        assert "without the links procaudit made" in first.domain[-1], first.domain
+        mine = ours(session)
+        # An admin made the wave group and gave it GpoApply: the next deployment finds both, creates nothing.
+        directory.new_group("procaudit-4688-w1", None)
+        directory.set_permission(mine, "procaudit-4688-w1", "Group", "GpoApply", replace=False)
+        journal = tmp_path / "second.json"
+        assert deploy(session, journal, gpo) == 0
+        stored = JournalStore.load(journal).journal
+        assert stored.gpo is not None
+        assert [(g.created, g.permission_granted) for g in stored.gpo.groups] == [(False, False)]
+        assert everyone(mine) == "GpoRead"
+        # Since then the admin took the group's GpoApply away. The rollback puts Authenticated Users back and
+        # nothing else: before the fix it borrowed the grant mode, which gave the group GpoApply again.
+        directory.set_permission(mine, "procaudit-4688-w1", "Group", "None", replace=True)
+        assert rollback(session, journal) == 0
+        assert everyone(mine) == "GpoApply"
+        assert mine.permission_of("procaudit-4688-w1") is None
+        assert directory.group("procaudit-4688-w1") is not None

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from procaudit.credentials import resolve_credentials
 from procaudit.errors import RemoteScriptError
-from procaudit.remote import ScriptSpec
+from procaudit.remote import ScriptResult, ScriptSpec
 from procaudit.rollout.deploy import GpoOptions
 from procaudit.rollout.direct import (
     SET_PROCAUDIT_SETTINGS,
@@ -154,6 +154,9 @@ def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: H
         imported = connector.run(IMPORT_GPO, WhatIfImport(**rendered.import_params(name).model_dump()))
         assert imported.existed is False and imported.imported is False
         connector.run(SET_GPO_FILTER, WhatIfFilter(gpo_name="Default Domain Policy", group_name=group))
+        # The rollback's restore: only Authenticated Users, no group looked up (this one does not exist).
+        restore = WhatIfFilter(gpo_name="Default Domain Policy", everyone_only=True, authenticated_users="GpoApply")
+        assert connector.run(SET_GPO_FILTER, restore).group_created is False
         connector.run(SET_GPO_LINK, WhatIfLink(gpo_name="Default Domain Policy", target=(domain.distinguished_name,)))
         # The wave group does not exist yet (the filter step creates it): AD says so, as the lab models.
         with pytest.raises(RemoteScriptError, match="Cannot find an object with identity"):
@@ -162,3 +165,43 @@ def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: H
             )
         after = connector.run(GET_GPO_STATE, state)
     assert after == before
+
+
+class _NativeProbeResult(ScriptResult):
+    ok_code: int | None = None
+    missing_code: int | None = None
+    missing_output: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _ProbeSpec(ScriptSpec[RefreshParams, _NativeProbeResult]):
+    body: str = ""
+
+    @property
+    def text(self) -> str:  # type: ignore[override]
+        return self.body
+
+
+def test_invoke_native_reports_a_program_that_cannot_start_not_the_previous_exit_code(live: PsrpConnector) -> None:
+    # The lab models an unlaunchable program as exit code -1 with "did not run"; check it on Windows with the
+    # exact Invoke-Native the shipped scripts carry: a program that ran (0), then one that cannot start.
+    shipped = INVOKE_POLICY_REFRESH.text
+    start = shipped.index("function Invoke-Native")
+    function = shipped[start : shipped.index("\n}\n", start) + 3]
+    body = (
+        "$ErrorActionPreference = 'Stop'\n$system32 = [Environment]::SystemDirectory\n"
+        + function
+        + "$ok = Invoke-Native 'whoami.exe' @()\n"
+        + "$missing = Invoke-Native 'procaudit-no-such-program.exe' @()\n"
+        + "[pscustomobject]@{ OkCode = $ok.ExitCode; MissingCode = $missing.ExitCode; "
+        + "MissingOutput = $missing.Output } | ConvertTo-Json -Compress\n"
+    )
+    spec = _ProbeSpec("Invoke-NativeProbe", "deploy", RefreshParams, _NativeProbeResult, body=body)
+    try:
+        result = live.run(spec, RefreshParams())
+    except RemoteScriptError as exc:
+        if "procaudit lab: refused a script" in str(exc):
+            pytest.skip("the lab runs only the shipped scripts: it models the outcome in its refresh handler")
+        raise
+    assert result.ok_code == 0
+    assert result.missing_code == -1 and "did not run" in result.missing_output, result

@@ -52,3 +52,19 @@ def test_live_sample_counts_starts_and_cleans_up(live: PsrpConnector) -> None:
     # Run twice in the same runspace: a leftover subscription with the same source would fail the second run.
     again = live.run(MEASURE_SAMPLE, SampleParams(sample_seconds=2), timeout=60)
     assert again.seconds >= 1.5
+
+
+def test_the_smallest_time_budget_bounds_the_scan_and_says_where_it_stopped(live: PsrpConnector) -> None:
+    # The lab models a reader that scans at a fixed rate and a budget checked at every record, with no single
+    # ReadEvent waiting past it (EventLogReader.ReadEvent(TimeSpan)). On Windows: the script answers within the
+    # deadline, and a stop is reported with the source it was reading, even with nothing counted.
+    params = RateParams(window_hours=8784, size_sample_count=5000, max_records=1000000000, time_budget_seconds=10)
+    rate = live.run(MEASURE_RATE, params, timeout=60)  # a stopped pipeline would fail the test
+    if rate.truncated:
+        assert rate.truncated_by in ("TimeBudget", "MaxRecords") and rate.truncated_in
+        if not rate.source:
+            assert rate.total == 0 and rate.counted_from_utc is None
+        else:
+            assert rate.truncated_in == rate.source and rate.counted_from_utc is not None
+    else:
+        assert rate.truncated_in is None

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from procaudit.estimate.measure import Measurement, RateResult, history_span
+from procaudit.estimate.measure import Measurement, RateResult, history_span, stopped_before_counting, stopped_note
 from procaudit.estimate.rhythm import HOUR_SECONDS, RHYTHMS, Role, expected_days, role_of
 
 Method = Literal["4688", "sysmon1", "4689", "sample"]
@@ -218,6 +218,8 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
         notes.append(
             f"live sample: {observed} process starts in {sample.seconds:.0f} s, scaled to a day by the {role} rhythm"
         )
+        if stopped_before_counting(rate):
+            notes.append(stopped_note(rate))
         if observed == 0:
             notes.append(f"no start seen: figures use the 95% upper bound ({ZERO_COUNT_BOUND} starts); sample longer")
         elif observed < 30:
@@ -253,6 +255,8 @@ def figures(m: Measurement, settings: EstimateSettings) -> HostFigures:
     record_bytes = measured_bytes if measured_bytes is not None else float(settings.record_bytes)
     if rate.source == "Security/4688" and not measured:
         notes.append(f"record size could not be measured; assumed {settings.record_bytes} B")
+    if rate.size_sample.truncated:
+        notes.append("the record size sample stopped at its time bound: measured from fewer records")
     already = rate.source == "Security/4688"
     uplift = 0.0
     size = rate.size_sample

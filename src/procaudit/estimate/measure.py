@@ -50,6 +50,8 @@ class SizeSampleFacts(ScriptResult):
     with_command_line: int = 0
     other_records: int = 0
     other_xml_chars: int = 0
+    truncated: bool = False
+    """The size sample stopped at its time bound: it holds fewer records than asked for."""
 
 
 class RateResult(ScriptResult):
@@ -67,6 +69,9 @@ class RateResult(ScriptResult):
     truncated: bool = False
     """Counting stopped at MaxRecords or the time budget: the counts cover ``counted_from_utc`` to now only."""
     truncated_by: Literal["MaxRecords", "TimeBudget"] | None = None
+    truncated_in: Source | None = None
+    """The source being read when counting stopped. With ``source`` empty, counting stopped before it counted
+    anything: the later sources were not tried, so it is no evidence of "no events"."""
     counted_from_utc: int | None = None
     security_log: SecurityLogFacts
     size_sample: SizeSampleFacts
@@ -95,6 +100,20 @@ class Measurement:
     window_hours: int
     sample: SampleResult | None = None
     sample_error: str | None = None
+
+
+def stopped_before_counting(rate: RateResult) -> bool:
+    """Counting hit a bound before it counted a single record: the host's history is unknown, not empty."""
+    return not rate.source and rate.truncated
+
+
+def stopped_note(rate: RateResult) -> str:
+    bound = "record limit" if rate.truncated_by == "MaxRecords" else "time budget"
+    where = rate.truncated_in or "the first source"
+    return (
+        f"counting stopped at its {bound} in {where} before it counted any record: no estimate from history "
+        "(the later sources were not tried)"
+    )
 
 
 def history_span(rate: RateResult, window_hours: int) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from procaudit.errors import UserInputError
 from procaudit.estimate.compute import EstimateSettings, HostFigures, NoMethod, figures
-from procaudit.estimate.measure import Measurement, measure_host
+from procaudit.estimate.measure import Measurement, measure_host, stopped_before_counting, stopped_note
 from procaudit.fanout import ConnectorFactory, HostOutcome, run_on_hosts
 from procaudit.readiness.engine import HostError
 from procaudit.transport.base import Connector, HostTarget
@@ -149,7 +149,11 @@ def _host(outcome: HostOutcome[Measurement], settings: EstimateSettings, groups:
         host.status = "OK"
     except NoMethod:
         host.status = "UNKNOWN"
-        host.reason = "no 4688, Sysmon 1 or 4689 history in the window" + (
+        rate = outcome.value.rate
+        history = (
+            stopped_note(rate) if stopped_before_counting(rate) else "no 4688, Sysmon 1 or 4689 history in the window"
+        )
+        host.reason = history + (
             "; live sampling is off (--sample 0)" if settings.sample_seconds <= 0 else "; the live sample failed"
         )
     return host

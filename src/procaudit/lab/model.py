@@ -79,6 +79,9 @@ class SecurityLog:
     enabled: bool = True
     record_size: int = 800  # bytes per 4688 record on disk (measured median 0.73-0.87 KB)
     other_events_per_day: int = 20000  # logon/logoff and the rest of the Security traffic
+    # How many records a filtered EventLogReader scans per second on this host (None: the lab never reaches a
+    # time budget). Scanning costs every record of the window, matching or not.
+    read_records_per_second: float | None = None
 
 
 @dataclass
@@ -169,6 +172,9 @@ class LabHost:
     sysmon_log: SysmonLog = field(default_factory=SysmonLog)
     scom: ScomServer | None = None  # set on a SCOM management server
     files: dict[str, bytes] = field(default_factory=dict)  # files procaudit's scripts wrote (Windows path -> bytes)
+    # System32 programs that cannot start here (AppLocker/WDAC block, file missing): `& program` throws before
+    # the program runs and sets no exit code (e.g. {'gpupdate.exe'}).
+    unlaunchable: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     # -- policy engine ---------------------------------------------------------------------------------

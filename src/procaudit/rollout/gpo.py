@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from procaudit.errors import ParseError, RemoteScriptError, TransportError, UserInputError
 from procaudit.facts import HostFacts, legacy_in_the_way
@@ -191,11 +191,22 @@ class ImportResult(ScriptResult):
 
 class FilterParams(ScriptParams):
     gpo_name: str = Field(min_length=1, max_length=255)
-    group_name: str = Field(pattern=GROUP_NAME.pattern)
+    group_name: str | None = Field(default=None, pattern=GROUP_NAME.pattern)
+    """Required unless ``everyone_only``."""
     group_path: str = ""
     authenticated_users: Literal["GpoRead", "GpoApply", "None"] = "GpoRead"
     remove: bool = False
     remove_group: bool = False
+    everyone_only: bool = False
+    """Set only Authenticated Users (a rollback's restore): no group is looked up, created or granted."""
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> FilterParams:
+        if self.everyone_only and (self.group_name or self.group_path or self.remove or self.remove_group):
+            raise ValueError("everyone_only sets only Authenticated Users: no group, path, remove or remove_group")
+        if not self.everyone_only and not self.group_name:
+            raise ValueError("group_name is required unless everyone_only")
+        return self
 
 
 class FilterResult(ScriptResult):
@@ -246,6 +257,21 @@ class RefreshResult(ScriptResult):
     gpupdate_exit_code: int | None = None
     gpupdate_output: str | None = None
     what_if: bool = False
+
+
+def klist_failure(result: RefreshResult) -> str | None:
+    """Why the ticket purge did not happen, or None when it did (or -WhatIf skipped it).
+
+    The script goes on to gpupdate when klist fails (a membership change then waits for the next ticket, at
+    the latest a reboot); an exit code of -1 means klist.exe did not run at all."""
+    if result.klist_exit_code in (None, 0):
+        return None
+    detail = (result.klist_output or "").strip().splitlines()
+    what = "did not run" if result.klist_exit_code == -1 else f"exited with code {result.klist_exit_code}"
+    return (
+        f"klist purge {what} ({detail[0] if detail else 'no output'}): a group membership change waits for "
+        "the computer's next Kerberos ticket (a reboot)"
+    )
 
 
 GET_GPO_STATE = ScriptSpec("Get-ProcAuditGpoState", "checks", GpoStateParams, GpoStateResult)
@@ -788,11 +814,15 @@ class GpoStrategy:
 
     def _refresh(self, connector: Connector, store: JournalStore, group: str) -> None:
         name = connector.target.name
-        connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
+        refresh: RefreshResult = connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
         store.host(name, lambda e: setattr(e, "state", "applied"))
         facts = read_facts(connector)
         after = gpo_changes(facts, gpo_name=self.gpo.name, payload=self.rendered().payload, group=group, member=True)
         problems = effective_mismatches(facts, after, self.gpo.name)
+        purge = klist_failure(refresh)
+        if problems and purge:
+            # Without the purge the computer's ticket predates its new group: the GPO waits for a reboot.
+            problems.insert(0, purge)
 
         def checked(entry: HostEntry) -> None:
             entry.after.update({c.item: c.after for c in entry.changes})

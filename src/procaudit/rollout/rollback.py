@@ -34,6 +34,8 @@ from procaudit.rollout.gpo import (
     LinkParams,
     MemberParams,
     RefreshParams,
+    RefreshResult,
+    klist_failure,
     sam_of,
 )
 from procaudit.rollout.journal import GpoEntry, HostEntry, JournalStore, RollbackRecord, now
@@ -202,8 +204,11 @@ class Rollback:
         entry = self.store.journal.hosts[name]
         notes: list[str] = []
         if self.store.journal.strategy == "gpo":
-            connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
+            refresh: RefreshResult = connector.run(INVOKE_POLICY_REFRESH, RefreshParams())
             notes.append("policy refreshed: the GPO's registry policy values are removed where it no longer applies")
+            purge = klist_failure(refresh)
+            if purge:
+                notes.append(purge)
         facts = read_facts(connector)
 
         def value(item: str) -> tuple[bool, int | None]:
@@ -323,10 +328,10 @@ class Rollback:
                 steps.append(f"removed {group.name}'s permission" + (" and the group" if group.created else ""))
         theirs = [g for g in gpo.groups if not g.removed and not (g.permission_granted or g.created)]
         if not everyone_set and theirs:
-            # No group of ours to remove, but filtering may have lowered Authenticated Users: put it back through
-            # a group that had GpoApply before (the script leaves that group's permission as it is).
+            # No group of ours to remove, but filtering may have lowered Authenticated Users: put back only that.
+            # (The grant mode would re-create a wave group deleted since, or re-grant a GpoApply taken away.)
             self._dc_run(
-                SET_GPO_FILTER, FilterParams(gpo_name=gpo.name, group_name=theirs[0].name, authenticated_users=everyone)
+                SET_GPO_FILTER, FilterParams(gpo_name=gpo.name, everyone_only=True, authenticated_users=everyone)
             )
         steps.append(f"Authenticated Users: {everyone} (as before the deployment)")
         with self.store.transition() as j:
@@ -336,10 +341,30 @@ class Rollback:
             for g in j.gpo.groups:
                 g.removed = True
             j.gpo.state = "rolled_back"
-        steps.append(
-            f"GPO '{gpo.name}' left in the domain, unlinked (nothing applies it); delete it with Remove-GPO if unwanted"
-        )
+        steps.append(_left_in_domain(gpo))
         return steps
+
+
+def _left_in_domain(gpo: GpoEntry) -> str:
+    """What is true of the GPO after a rollback: procaudit's links are gone, links made by others are not.
+
+    Links that were enabled before procaudit are never recorded (procaudit does not touch them), so a GPO that
+    existed before the deployment (one with identical settings, or one taken over) may still apply through them.
+    """
+    if gpo.created:
+        return (
+            f"GPO '{gpo.name}' left in the domain without the links procaudit made (a link added by someone "
+            "else since is kept); delete it with Remove-GPO if unwanted"
+        )
+    settings = (
+        "its settings stay procaudit's (--take-over-gpo replaced them; they are not restored)"
+        if gpo.took_over
+        else "its settings are as they were"
+    )
+    return (
+        f"GPO '{gpo.name}' existed before the deployment and stays in the domain: the links procaudit made are "
+        f"removed or disabled again, links it had before still apply it where they did; {settings}"
+    )
 
 
 def _everyone_before(gpo: GpoEntry) -> Literal["GpoRead", "GpoApply", "None"]:

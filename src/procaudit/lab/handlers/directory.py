@@ -214,17 +214,28 @@ def _import_gpo(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
 
 def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     gpo = directory.require_gpo(str(mandatory(run, "GpoName")))
-    group_name = validate_pattern("GroupName", [mandatory(run, "GroupName")], GROUP)[0]
+    raw_group = run.parameters.get("GroupName")
+    group_name = validate_pattern("GroupName", [raw_group], GROUP)[0] if raw_group else ""
     path = str(run.parameters.get("GroupPath") or "") or None
     everyone = validate_set(
         "AuthenticatedUsers", [run.parameters.get("AuthenticatedUsers") or "GpoRead"], ("GpoRead", "GpoApply", "None")
     )[0]
     remove = bool(run.parameters.get("Remove"))
+    everyone_only = bool(run.parameters.get("EveryoneOnly"))
+    if everyone_only and (group_name or path or remove or run.parameters.get("RemoveGroup")):
+        raise CmdletError(
+            "-EveryoneOnly sets only Authenticated Users: "
+            "GroupName, GroupPath, Remove and RemoveGroup do not go with it"
+        )
+    if not everyone_only and not group_name:
+        raise CmdletError("GroupName is required unless -EveryoneOnly is given")
     before = _permissions(gpo)
     skip = what_if(run)
-    group = directory.group(group_name)
+    group = None if everyone_only else directory.group(group_name)
     created = deleted = False
-    if not remove:
+    if everyone_only:
+        pass  # nothing but Authenticated Users, below
+    elif not remove:
         if group is None and not skip:
             directory.new_group(group_name, path)
             created = True
@@ -323,24 +334,44 @@ _KLIST: Final = (
 _GPUPDATE: Final = "Updating policy...\n\nComputer Policy update has completed successfully.\n"
 
 
+def _launch_failure(program: str) -> str:
+    """Invoke-Native's output for a program that cannot start: ``&`` throws ApplicationFailedException, here
+    with the Win32 text of ERROR_ACCESS_DISABLED_BY_POLICY (1260, an AppLocker or SRP block)."""
+    return (
+        f"{program} did not run: Program '{program}' failed to run: This program is blocked by group policy. "
+        "For more information, contact your system administrator"
+    )
+
+
 @handles("Invoke-ProcAuditPolicyRefresh")
 def _refresh(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     host = ctx.host
     skip = what_if(run)
+    klist: tuple[int | None, str | None] = (None, None)
+    gpupdate: tuple[int | None, str | None] = (None, None)
     if not skip:
         directory = directory_of(ctx.world)
+        klist = (-1, _launch_failure("klist.exe")) if "klist.exe" in host.unlaunchable else (0, _KLIST)
+        if "gpupdate.exe" in host.unlaunchable:
+            # The script throws: the tickets are purged (when klist ran) but policy is not refreshed.
+            if klist[0] == 0:
+                with ctx.world.lock:
+                    directory.purge_tickets(host)
+            return ScriptOutcome(failure=f"gpupdate.exe failed (exit code -1): {_launch_failure('gpupdate.exe')}")
+        gpupdate = (0, _GPUPDATE)
         with ctx.world.lock:
-            directory.purge_tickets(host)
+            if klist[0] == 0:
+                directory.purge_tickets(host)
             directory.refresh(host)
     return ScriptOutcome(
         output=[
             ps_json(
                 {
                     "ComputerName": host.os.computer_name,
-                    "KlistExitCode": None if skip else 0,
-                    "KlistOutput": None if skip else _KLIST,
-                    "GpupdateExitCode": None if skip else 0,
-                    "GpupdateOutput": None if skip else _GPUPDATE,
+                    "KlistExitCode": klist[0],
+                    "KlistOutput": klist[1],
+                    "GpupdateExitCode": gpupdate[0],
+                    "GpupdateOutput": gpupdate[1],
                     "WhatIf": skip,
                 }
             )
