@@ -30,7 +30,7 @@ param(
     [string]$RuleName,
 
     [Parameter(Mandatory)]
-    [ValidatePattern('^[0-9a-f]{32}$')]
+    [ValidatePattern('^[0-9a-f]{32}\z')]
     [string]$Nonce,
 
     [ValidatePattern('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z$')]
@@ -40,7 +40,7 @@ param(
 $ErrorActionPreference = 'Stop'
 
 # ValidatePattern ignores case; the marker is lower-case hex, so an upper-case nonce can never be this run's.
-if ($Nonce -cnotmatch '^[0-9a-f]{32}$') {
+if ($Nonce -cnotmatch '^[0-9a-f]{32}\z') {
     throw "Nonce '$Nonce' is not 32 lower-case hexadecimal characters."
 }
 $notBefore = [datetime]::MinValue
@@ -58,7 +58,13 @@ $alerts = @()
 if ($rule) {
     $raised = @(Get-SCOMAlert -Criteria ("MonitoringRuleId = '" + $rule.Id.ToString() + "'"))
     foreach ($alert in $raised) {
-        if ($alert.TimeRaised.ToUniversalTime() -lt $notBefore) {
+        # The SDK gives alert times in UTC; one without a kind is UTC, not the management server's local time.
+        $raisedAt = $alert.TimeRaised
+        if ($raisedAt.Kind -eq [DateTimeKind]::Unspecified) {
+            $raisedAt = [datetime]::SpecifyKind($raisedAt, [DateTimeKind]::Utc)
+        }
+        $raisedAt = $raisedAt.ToUniversalTime()
+        if ($raisedAt -lt $notBefore) {
             continue
         }
         if ($alert.Description -and $alert.Description.IndexOf($marker, [StringComparison]::Ordinal) -ge 0) {
@@ -66,7 +72,7 @@ if ($rule) {
                 Id              = $alert.Id.ToString()
                 Name            = $alert.Name
                 ComputerName    = $alert.NetbiosComputerName
-                TimeRaised      = $alert.TimeRaised.ToUniversalTime().ToString('o')
+                TimeRaised      = $raisedAt.ToString('o')
                 ResolutionState = [int]$alert.ResolutionState
                 RepeatCount     = [int]$alert.RepeatCount
                 Severity        = $alert.Severity.ToString()
