@@ -90,10 +90,11 @@ function Read-Record {
     try {
         $record = $Reader.ReadEvent([TimeSpan]::FromSeconds($left))
     } catch [System.Diagnostics.Eventing.Reader.EventLogException] {
-        if ($watch.Elapsed.TotalSeconds -ge $Deadline - 1) { return $false }
+        # A read that runs out of time throws (a $null record only ever means the end of the results); any other
+        # error, or one well before the deadline, is real.
+        if ($watch.Elapsed.TotalSeconds -ge $Deadline - 0.1) { return $false }
         throw
     }
-    if ($null -eq $record -and $watch.Elapsed.TotalSeconds -ge $Deadline - 1) { return $false }
     return $record
 }
 

@@ -173,7 +173,8 @@ class LabHost:
     scom: ScomServer | None = None  # set on a SCOM management server
     files: dict[str, bytes] = field(default_factory=dict)  # files procaudit's scripts wrote (Windows path -> bytes)
     # System32 programs that cannot start here (AppLocker/WDAC block, file missing): `& program` throws before
-    # the program runs and sets no exit code (e.g. {'gpupdate.exe'}).
+    # the program runs and sets no exit code (e.g. {'gpupdate.exe'}). Modelled for the policy-refresh script's
+    # programs (klist, gpupdate) only; the facts and settings handlers still run auditpol, secedit and wevtutil.
     unlaunchable: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 

@@ -97,7 +97,7 @@ def _measure_rate(ctx: HandlerContext, run: ScriptRun) -> ScriptOutcome:
     first = _first_event(rows, start, oldest) if source else None
     last = _last_event(rows, now) if source else None
     truncated_by = None
-    if total > max_records:
+    if total >= max_records:  # the script stops at its MaxRecords-th read, not knowing whether more follow
         truncated_by, limit = "MaxRecords", max_records
     if stopped_in is not None and source and int(total * budget_share) < min(total, max_records):
         truncated_by, limit = "TimeBudget", int(total * budget_share)
