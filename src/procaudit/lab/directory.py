@@ -213,22 +213,22 @@ class Directory:
             raise self.not_found(name)
 
     def add_member(self, name: str, members: list[str]) -> None:
-        group = self.group(name)
-        if group is None:
-            raise self.not_found(name)
-        for member in members:
-            if member.lower() not in self.computers:
-                raise self.not_found(member)
-        group.members.update(m.lower() for m in members)
+        group, computers = self._membership(name, members)
+        group.members.update(computers)
 
     def remove_member(self, name: str, members: list[str]) -> None:
+        group, computers = self._membership(name, members)
+        group.members.difference_update(computers)
+
+    def _membership(self, name: str, members: list[str]) -> tuple[AdGroup, list[str]]:
+        """The group and its would-be members (lower-case), as Add/Remove-ADGroupMember resolve them first."""
         group = self.group(name)
         if group is None:
             raise self.not_found(name)
         for member in members:
             if member.lower() not in self.computers:
                 raise self.not_found(member)
-        group.members.difference_update(m.lower() for m in members)
+        return group, [m.lower() for m in members]
 
     # -- GroupPolicy cmdlets -------------------------------------------------------------------------
     def import_gpo(self, target_name: str, payload: GpoPayload, files: dict[str, bytes]) -> tuple[LabGpo, bool]:
