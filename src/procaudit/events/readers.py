@@ -204,6 +204,9 @@ _SYSMON_HEADS = tuple(
 _SECURITY_TIME = len(_SECURITY_HEADS[0])
 _SYSMON_TIME = len(_SYSMON_HEADS[0])
 _STAMP = len("2021-11-03T08:34:27.978376Z")
+_SECURITY_STAMP_END = _SECURITY_TIME + _STAMP
+_SYSMON_STAMP_END = _SYSMON_TIME + _STAMP
+_NO_FIRST_STAMP = "~"  # sorts after every stamp
 
 
 def _raw_kind(text: str) -> str | None:
@@ -260,15 +263,18 @@ def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> 
         raise EventFileError(f"{path}: not a readable .evtx file ({exc})") from exc
     # The stub types records as Optional[Any]; pyevtx-rs yields a dict per record and ends with StopIteration.
     next_record = cast("Callable[[], dict[str, Any]]", parser.records_json().__next__)
-    security_check = raw_filters.get("security") if raw_filters is not None else None
-    sysmon_check = raw_filters.get("sysmon") if raw_filters is not None else None
+    filters = raw_filters or {}
+    security_check = filters.get("security")
+    sysmon_check = filters.get("sysmon")
     errors_in_a_row = 0
     number = 0
-    # Records the filter settled are only counted, here, and added to ``stats`` once at the end.
+    number_at_last_error = -1
+    # Records the filter settled are only counted, here, and added to ``stats`` once at the end. The stamps are
+    # compared as text, which is time order in the one form pyevtx-rs writes ("YYYY-MM-DDTHH:MM:SS.ffffffZ").
     counted = 0
     ignored = 0
-    first_stamp: str | None = None
-    last_stamp: str | None = None
+    first_stamp = _NO_FIRST_STAMP
+    last_stamp = ""
     try:
         while True:
             try:
@@ -278,44 +284,54 @@ def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> 
             except (RuntimeError, OSError, ValueError) as exc:
                 # pyevtx-rs reports a damaged chunk or record and carries on with the next one.
                 stats.skip(f"{path}: {exc}")
-                errors_in_a_row += 1
+                errors_in_a_row = errors_in_a_row + 1 if number == number_at_last_error else 1
+                number_at_last_error = number
                 if errors_in_a_row > MAX_CONSECUTIVE_ERRORS:
                     raise EventFileError(f"{path}: too many damaged records in a row; the file is unreadable") from exc
                 continue
-            errors_in_a_row = 0
             number += 1
             text: str = record["data"]
             if raw_filters is not None:
-                if text.startswith(_SECURITY_HEADS):
-                    check = security_check
-                    time_at = _SECURITY_TIME
-                elif text.startswith(_SYSMON_HEADS):
-                    check = sysmon_check
-                    time_at = _SYSMON_TIME
-                else:
+                # The hot path, once per record: a record whose head was recognised is settled by the filter
+                # without decoding when no rule can match it and its time stamp has the usual form.
+                if security_check is not None and text.startswith(_SECURITY_HEADS):
+                    if (
+                        not security_check(text, _SECURITY_STAMP_END)
+                        and text[_SECURITY_STAMP_END : _SECURITY_STAMP_END + 1] == '"'
+                    ):
+                        stamp = text[_SECURITY_TIME:_SECURITY_STAMP_END]
+                        if stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
+                            counted += 1
+                            if stamp < first_stamp:
+                                first_stamp = stamp
+                            if stamp > last_stamp:
+                                last_stamp = stamp
+                            continue
+                elif sysmon_check is not None and text.startswith(_SYSMON_HEADS):
+                    if (
+                        not sysmon_check(text, _SYSMON_STAMP_END)
+                        and text[_SYSMON_STAMP_END : _SYSMON_STAMP_END + 1] == '"'
+                    ):
+                        stamp = text[_SYSMON_TIME:_SYSMON_STAMP_END]
+                        if stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
+                            counted += 1
+                            if stamp < first_stamp:
+                                first_stamp = stamp
+                            if stamp > last_stamp:
+                                last_stamp = stamp
+                            continue
+                elif not text.startswith(_SECURITY_HEADS + _SYSMON_HEADS):
                     kind = _raw_kind(text)
                     if kind == "other":
                         ignored += 1
                         continue
-                    check = raw_filters.get(kind) if kind is not None else None
-                    time_at = -1
-                if check is not None and not check(text, time_at + _STAMP if time_at != -1 else 0):
-                    if time_at != -1 and text.startswith('"', time_at + _STAMP):
-                        stamp: str | None = text[time_at : time_at + _STAMP]
-                    else:
-                        stamp = _raw_time(text)
-                    if stamp is not None:  # else decode after all: no time where decoding would read it
-                        counted += 1
-                        if len(stamp) == _STAMP and stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
-                            # pyevtx-rs writes "YYYY-MM-DDTHH:MM:SS.ffffffZ": in that one form text order is time
-                            # order, so nothing is parsed per record.
-                            if first_stamp is None or stamp < first_stamp:
-                                first_stamp = stamp
-                            if last_stamp is None or stamp > last_stamp:
-                                last_stamp = stamp
-                        else:
-                            stats.note_time(parse_time(stamp))
-                        continue
+                    check = filters.get(kind) if kind is not None else None
+                    if check is not None and not check(text, 0):
+                        raw_stamp = _raw_time(text)
+                        if raw_stamp is not None:  # else decode after all: no time where decoding would read it
+                            counted += 1
+                            stats.note_time(parse_time(raw_stamp))
+                            continue
             try:
                 doc = json.loads(text)
             except ValueError as exc:
@@ -327,8 +343,9 @@ def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> 
     finally:
         stats.events += counted
         stats.ignored += ignored
-        stats.note_time(parse_time(first_stamp))
-        stats.note_time(parse_time(last_stamp))
+        if counted:
+            stats.note_time(parse_time(first_stamp) if first_stamp != _NO_FIRST_STAMP else None)
+            stats.note_time(parse_time(last_stamp) if last_stamp else None)
 
 
 # --- JSON lines -------------------------------------------------------------------------------------------

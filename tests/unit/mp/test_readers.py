@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from procaudit.detections.prefilter import RawPrefilter
 from procaudit.errors import EventFileError
-from procaudit.events import ReadStats, read_events
+from procaudit.events import ReadStats, read_events, readers
 
 
 def test_xml_versions_and_empty_command_lines(windows_dir: Path) -> None:
@@ -98,6 +99,26 @@ def test_damaged_evtx_chunk_is_skipped_and_counted(events_dir: Path, tmp_path: P
     stats = ReadStats()
     events = list(read_events(path, stats))
     assert stats.skipped == 1 and 0 < len(events) < 735
+
+
+@pytest.mark.parametrize(("limit", "gives_up"), [(0, True), (1, False)])
+def test_damaged_records_in_a_row_past_the_limit_give_up_on_the_file(
+    events_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, gives_up: bool
+) -> None:
+    path = tmp_path / "c.evtx"
+    shutil.copy(events_dir / "security4688" / "mdec_4688_tchopper_735_events.evtx", path)
+    data = bytearray(path.read_bytes())
+    data[4096 + 65536 : 4096 + 65536 + 8] = b"XXXXXXXX"  # one damaged chunk: one error
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(readers, "MAX_CONSECUTIVE_ERRORS", limit)
+    stats = ReadStats()
+    no_rules = RawPrefilter([]).checks  # every record is settled by the filter: only counted
+    if gives_up:
+        with pytest.raises(EventFileError, match="too many damaged records in a row"):
+            list(read_events(path, stats, raw_filters=no_rules))
+    else:
+        assert list(read_events(path, stats, raw_filters=no_rules)) == []
+        assert stats.skipped == 1 and 0 < stats.events < 735 and stats.first_time is not None
 
 
 @pytest.mark.parametrize("content", [b"", b"hello world", b"ElfFile\x00garbage", b"\xff\xfe<\x00E\x00"])
