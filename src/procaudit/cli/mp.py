@@ -74,12 +74,22 @@ def test_events(
         bool, typer.Option("--show-command-lines", help="Show command lines (they can hold secrets).")
     ] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes for a large replay (16 MiB of input or more): default, one per CPU; 1 stays in "
+            "this process.",
+        ),
+    ] = None,
 ) -> int:
     """Replay event files through the rules: hits per rule, alerts per day, matched events."""
     if fmt not in ("table", "json"):
         raise UserInputError(f"--format {fmt!r}: use table or json")
     compiled = load_rules(_rules_dir(rules))
-    result = replay.replay(events, compiled, show_command_lines=show_command_lines)
+    result = replay.replay(events, compiled, show_command_lines=show_command_lines, jobs=jobs or replay.default_jobs())
     if fmt == "json":
         text = json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
         if output:
@@ -98,7 +108,8 @@ def test_events(
 def _print_table(console: Console, result: replay.ReplayResult, *, show_matches: bool = True) -> None:
     console.print(
         f"{result.events} events read, {result.skipped} skipped (damaged), {result.ignored} other events; "
-        f"span {result.first_time} .. {result.last_time} ({result.span_days:.3f} days)",
+        f"span {result.first_time} .. {result.last_time} ({result.span_days:.3f} days)"
+        + (f"; replayed in {result.processes} processes" if result.processes > 1 else ""),
         highlight=False,
     )
     table = Table(title="Hits per rule")

@@ -7,7 +7,12 @@ raise if no alert were closed), and the matched events, with command lines redac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +21,7 @@ from pydantic import BaseModel, Field
 from procaudit.detections.prefilter import RawPrefilter
 from procaudit.detections.rules import CompiledRule
 from procaudit.events.model import ProcessCreationEvent
-from procaudit.events.readers import ReadStats, read_events
+from procaudit.events.readers import RawFilters, ReadStats, detect_format, evtx_chunk_count, read_events
 
 
 class RuleHits(BaseModel):
@@ -66,6 +71,7 @@ class ReplayResult(BaseModel):
     matches: list[MatchRecord]
     matches_not_listed: int = 0
     problems: list[str] = Field(default_factory=list)
+    processes: int = Field(1, description="worker processes that replayed the files (1: the replay ran in-process)")
 
 
 def redact(command_line: str | None) -> str | None:
@@ -83,6 +89,132 @@ def _iso(time: datetime | None) -> str | None:
     return time.isoformat() if time else None
 
 
+#: An .evtx file is replayed in parts of at most this many chunks (8 MiB) when the work is spread over processes.
+PART_CHUNKS = 128
+#: Below this many bytes of input, replay stays in this process: starting workers would cost more than it saves.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One piece of work: a file, or a range of an .evtx file's chunks."""
+
+    file_index: int
+    path: Path
+    chunks: tuple[int, int] | None = None
+
+
+@dataclass
+class _PartResult:
+    """What replaying one part found; parts merge in file order into the result a single pass would give."""
+
+    part: _Part
+    stats: ReadStats
+    hits: dict[str, int]
+    keys: dict[str, set[tuple[str | None, ...]]]
+    matches: list[MatchRecord]
+    not_listed: int
+
+
+@dataclass(frozen=True)
+class _Job:
+    rules: Sequence[CompiledRule]
+    raw_filters: RawFilters | None
+    show_command_lines: bool
+    max_matches: int
+
+
+def _replay_part(job: _Job, part: _Part) -> _PartResult:
+    stats = ReadStats()
+    hits = {rule.id: 0 for rule in job.rules}
+    keys: dict[str, set[tuple[str | None, ...]]] = {rule.id: set() for rule in job.rules}
+    matches: list[MatchRecord] = []
+    not_listed = 0
+    checks = [(rule, rule.predicate, keys[rule.id]) for rule in job.rules]
+    for event in read_events(part.path, stats, raw_filters=job.raw_filters, chunks=part.chunks):
+        for rule, predicate, seen in checks:
+            if not predicate(event):
+                continue
+            hits[rule.id] += 1
+            seen.add(_suppression_key(rule, event))
+            if len(matches) < job.max_matches:
+                command_line = event.CommandLine if job.show_command_lines else redact(event.CommandLine)
+                matches.append(
+                    MatchRecord(
+                        rule_id=rule.id,
+                        file=str(part.path),
+                        record_id=event.record_id,
+                        time=_iso(event.time),
+                        host=event.host,
+                        new_process_name=event.NewProcessName,
+                        parent_process_name=event.ParentProcessName,
+                        command_line=command_line,
+                    )
+                )
+            else:
+                not_listed += 1
+    return _PartResult(part, stats, hits, keys, matches, not_listed)
+
+
+def _parts(paths: Sequence[Path], split: bool) -> list[_Part]:
+    """One part per file; with ``split``, large .evtx files in ranges of ``PART_CHUNKS`` chunks."""
+    parts: list[_Part] = []
+    for index, path in enumerate(paths):
+        count = evtx_chunk_count(path) if split and detect_format(path) == "evtx" else 0
+        if count <= PART_CHUNKS:
+            parts.append(_Part(index, path))
+            continue
+        parts.extend(
+            _Part(index, path, (first, min(first + PART_CHUNKS, count))) for first in range(0, count, PART_CHUNKS)
+        )
+    return parts
+
+
+def default_jobs() -> int:
+    """Worker processes for a large replay: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# The job a forked worker inherits (set only while a pool runs): compiled rules hold closures, which cannot be sent.
+_FORKED_JOB: _Job | None = None
+
+
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+
+
+def _replay_forked(part: _Part) -> _PartResult:
+    assert _FORKED_JOB is not None
+    return _replay_part(_FORKED_JOB, part)
+
+
+def _plan(paths: Sequence[Path], jobs: int) -> tuple[list[_Part], int]:
+    """The parts to replay and how many processes replay them (1: this one): workers only for a large input, where
+    the platform can fork."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):  # reading it will say what is wrong, in file order
+            total += path.stat().st_size
+    parallel = jobs > 1 and total >= PARALLEL_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods()
+    parts = _parts(paths, split=parallel)
+    return parts, min(jobs, len(parts)) if parallel else 1
+
+
+def _results(job: _Job, parts: list[_Part], workers: int) -> Iterator[_PartResult]:
+    """Each part's result, in order."""
+    global _FORKED_JOB
+    if workers < 2:
+        for part in parts:
+            yield _replay_part(job, part)
+        return
+    _FORKED_JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
+            yield from pool.imap(_replay_forked, parts)
+    finally:
+        _FORKED_JOB = None
+
+
 def replay(
     paths: Sequence[Path],
     rules: Sequence[CompiledRule],
@@ -90,54 +222,47 @@ def replay(
     show_command_lines: bool = False,
     max_matches: int = 1000,
     prefilter: bool = True,
+    jobs: int = 1,
 ) -> ReplayResult:
     """Run every rule over every event of the files.
+
+    With ``jobs`` above 1 and a large input, files and ranges of large .evtx files are replayed in that many worker
+    processes (where the platform can fork); the result is the same as in one pass.
 
     Raises:
         EventFileError: a file cannot be read at all.
     """
+    job = _Job(rules, RawPrefilter(rules).checks if prefilter else None, show_command_lines, max_matches)
     stats = ReadStats()
     hits = {rule.id: 0 for rule in rules}
     keys: dict[str, set[tuple[str | None, ...]]] = {rule.id: set() for rule in rules}
     matches: list[MatchRecord] = []
     not_listed = 0
-    files: list[FileHits] = []
-    raw_filters = RawPrefilter(rules).checks if prefilter else None
-    checks = [(rule, rule.predicate, hits, keys[rule.id]) for rule in rules]
-    for path in paths:
-        before = (stats.events, stats.skipped, stats.ignored)
-        file_hits = dict.fromkeys(hits, 0)
-        for event in read_events(path, stats, raw_filters=raw_filters):
-            for rule, predicate, counter, seen in checks:
-                if not predicate(event):
-                    continue
-                counter[rule.id] += 1
-                file_hits[rule.id] += 1
-                seen.add(_suppression_key(rule, event))
-                if len(matches) < max_matches:
-                    matches.append(
-                        MatchRecord(
-                            rule_id=rule.id,
-                            file=str(path),
-                            record_id=event.record_id,
-                            time=_iso(event.time),
-                            host=event.host,
-                            new_process_name=event.NewProcessName,
-                            parent_process_name=event.ParentProcessName,
-                            command_line=event.CommandLine if show_command_lines else redact(event.CommandLine),
-                        )
-                    )
-                else:
-                    not_listed += 1
-        files.append(
-            FileHits(
-                file=str(path),
-                events=stats.events - before[0],
-                skipped=stats.skipped - before[1],
-                ignored=stats.ignored - before[2],
-                hits={rule_id: n for rule_id, n in file_hits.items() if n},
-            )
+    files: dict[int, FileHits] = {}
+    parts, workers = _plan(paths, jobs)
+    for result in _results(job, parts, workers):
+        part_stats = result.stats
+        stats.events += part_stats.events
+        stats.ignored += part_stats.ignored
+        stats.skipped += part_stats.skipped
+        stats.problems.extend(part_stats.problems[: max(0, 10 - len(stats.problems))])
+        stats.note_time(part_stats.first_time)
+        stats.note_time(part_stats.last_time)
+        for rule_id, count in result.hits.items():
+            hits[rule_id] += count
+            keys[rule_id] |= result.keys[rule_id]
+        room = max(0, max_matches - len(matches))
+        matches.extend(result.matches[:room])
+        not_listed += result.not_listed + len(result.matches[room:])
+        file = files.setdefault(
+            result.part.file_index, FileHits(file=str(result.part.path), events=0, skipped=0, ignored=0, hits={})
         )
+        file.events += part_stats.events
+        file.skipped += part_stats.skipped
+        file.ignored += part_stats.ignored
+        for rule_id, count in result.hits.items():
+            if count:
+                file.hits[rule_id] = file.hits.get(rule_id, 0) + count
     span_days = 0.0
     if stats.first_time and stats.last_time:
         span_days = (stats.last_time - stats.first_time).total_seconds() / 86400
@@ -159,8 +284,9 @@ def replay(
             )
             for rule in rules
         ],
-        files=files,
+        files=[files[index] for index in sorted(files)],
         matches=matches,
         matches_not_listed=not_listed,
         problems=list(stats.problems),
+        processes=workers,
     )

@@ -19,7 +19,9 @@ Sysmon event 1 are counted as ``ignored``. A file that cannot be read at all rai
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +40,10 @@ MAX_RECORD_CHARS = 16 * 1024 * 1024
 MAX_CONSECUTIVE_ERRORS = 1000
 _CHUNK = 1024 * 1024
 _EVTX_MAGIC = b"ElfFile\x00"
+#: An .evtx file: a 4 KiB header, then 64 KiB chunks.
+EVTX_HEADER_SIZE = 4096
+EVTX_CHUNK_SIZE = 65536
+_CHUNK_NUMBER = re.compile(r"\bchunk number (\d+)")
 
 #: Cheap checks of a record's raw JSON text, by kind (``security`` for a 4688, ``sysmon`` for a Sysmon event 1),
 #: given where the search for EventData may start (past the System members already recognised, or 0): ``False``
@@ -139,11 +145,21 @@ def detect_format(path: Path) -> EventFormat:
     raise EventFileError(f"{path}: not a supported event file (expected .evtx, JSON lines, a JSON export or event XML)")
 
 
+def evtx_chunk_count(path: Path) -> int:
+    """How many chunks an .evtx file's size leaves room for after its header (a short last one counts)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise EventFileError(f"{path}: cannot open the event file ({exc.strerror or exc})") from exc
+    return max(0, -(-(size - EVTX_HEADER_SIZE) // EVTX_CHUNK_SIZE))
+
+
 def read_events(
     path: Path | str,
     stats: ReadStats | None = None,
     *,
     raw_filters: RawFilters | None = None,
+    chunks: tuple[int, int] | None = None,
 ) -> Iterator[ProcessCreationEvent]:
     """Yield every 4688 / Sysmon 1 event of one file, in file order.
 
@@ -151,6 +167,8 @@ def read_events(
         path: the event file.
         stats: counters to update (events, skipped, ignored, time span).
         raw_filters: optional cheap pre-checks of a record's raw JSON text (evtx only), see ``RawFilters``.
+        chunks: for an .evtx file, read only its chunks ``[first, end)`` (see ``evtx_chunk_count``). A chunk holds
+            whole records with its own string and template tables, so ranges can be read apart, even in parallel.
 
     Raises:
         EventFileError: the file cannot be read at all (missing, empty, unknown format, broken structure).
@@ -158,8 +176,10 @@ def read_events(
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
     fmt = detect_format(path)
+    if chunks is not None and fmt != "evtx":
+        raise ValueError(f"{path}: only .evtx files are read by chunk")
     if fmt == "evtx":
-        yield from _read_evtx(path, stats, raw_filters)
+        yield from _read_evtx(path, stats, raw_filters, chunks)
     elif fmt == "jsonl":
         yield from _read_jsonl(path, stats)
     elif fmt == "json":
@@ -254,11 +274,27 @@ def _raw_time(text: str) -> str | None:
     return text[at:end] if end != -1 else None
 
 
-def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> Iterator[ProcessCreationEvent]:
+def _chunk_range(path: Path, chunks: tuple[int, int]) -> io.BytesIO:
+    """The file's header followed by its chunks ``[first, end)``: an .evtx file of its own to pyevtx-rs (which walks
+    the chunks that follow the header, whatever the header's counters say)."""
+    first, end = chunks
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(EVTX_HEADER_SIZE)
+            handle.seek(EVTX_HEADER_SIZE + first * EVTX_CHUNK_SIZE)
+            body = handle.read((end - first) * EVTX_CHUNK_SIZE)
+    except OSError as exc:
+        raise EventFileError(f"{path}: cannot open the event file ({exc.strerror or exc})") from exc
+    return io.BytesIO(header + body)
+
+
+def _read_evtx(
+    path: Path, stats: ReadStats, raw_filters: RawFilters | None, chunks: tuple[int, int] | None
+) -> Iterator[ProcessCreationEvent]:
     from evtx import PyEvtxParser
 
     try:
-        parser = PyEvtxParser(str(path))
+        parser = PyEvtxParser(str(path) if chunks is None else _chunk_range(path, chunks))
     except (OSError, RuntimeError, ValueError) as exc:
         raise EventFileError(f"{path}: not a readable .evtx file ({exc})") from exc
     # The stub types records as Optional[Any]; pyevtx-rs yields a dict per record and ends with StopIteration.
@@ -282,8 +318,12 @@ def _read_evtx(path: Path, stats: ReadStats, raw_filters: RawFilters | None) -> 
             except StopIteration:
                 break
             except (RuntimeError, OSError, ValueError) as exc:
-                # pyevtx-rs reports a damaged chunk or record and carries on with the next one.
-                stats.skip(f"{path}: {exc}")
+                # pyevtx-rs reports a damaged chunk or record and carries on with the next one. It numbers chunks
+                # from the start of what it was given: a range's are renumbered to the file's.
+                message = str(exc)
+                if chunks is not None:
+                    message = _CHUNK_NUMBER.sub(lambda m: f"chunk number {int(m[1]) + chunks[0]}", message)
+                stats.skip(f"{path}: {message}")
                 errors_in_a_row = errors_in_a_row + 1 if number == number_at_last_error else 1
                 number_at_last_error = number
                 if errors_in_a_row > MAX_CONSECUTIVE_ERRORS:
