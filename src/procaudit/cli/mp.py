@@ -89,7 +89,13 @@ def test_events(
     if fmt not in ("table", "json"):
         raise UserInputError(f"--format {fmt!r}: use table or json")
     compiled = load_rules(_rules_dir(rules))
-    result = replay.replay(events, compiled, show_command_lines=show_command_lines, jobs=jobs or replay.default_jobs())
+    try:
+        result = replay.replay(
+            events, compiled, show_command_lines=show_command_lines, jobs=jobs or replay.default_jobs()
+        )
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: no report written", style="yellow")
+        raise typer.Exit(130) from None
     if fmt == "json":
         text = json.dumps(result.model_dump(mode="json"), indent=2) + "\n"
         if output:

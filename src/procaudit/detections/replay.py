@@ -180,7 +180,9 @@ _FORKED_JOB: _Job | None = None
 
 
 def _worker_start() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    # Ctrl-C is the parent's to handle: it stops the pool. (The fork inherited SIGINT blocked; ignored, it is dropped.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _replay_forked(part: _Part) -> _PartResult:
@@ -209,7 +211,14 @@ def _results(job: _Job, parts: list[_Part], workers: int) -> Iterator[_PartResul
         return
     _FORKED_JOB = job
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start) as pool:
+        # A Ctrl-C while the pool is being built would leave its workers and threads behind: hold it until the pool
+        # exists, so that leaving the ``with`` on any exception terminates the workers.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_start)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        with pool:
             yield from pool.imap(_replay_forked, parts)
     finally:
         _FORKED_JOB = None

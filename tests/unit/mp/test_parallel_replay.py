@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,3 +78,43 @@ def test_chunk_ranges_read_the_records_of_the_whole_file(events_dir: Path) -> No
     ]
     assert count > 3 and len(whole) == 735
     assert parts == whole
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(child) for child in text.split()}
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to see the worker processes")
+def test_ctrl_c_stops_a_parallel_replay_and_its_workers(events_dir: Path) -> None:
+    # 300 passes over the largest sample (330 MB): far above the size from which replay uses workers.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "procaudit", "mp", "test", "--jobs", "2", *[str(events_dir / LARGEST)] * 300],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _wait(lambda: len(_children(process.pid)) >= 2 or process.poll() is not None, "the worker processes")
+        workers = _children(process.pid)
+        assert process.poll() is None and len(workers) >= 2, "the replay ended before its workers could be seen"
+        os.kill(process.pid, signal.SIGINT)  # the operator's Ctrl-C
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and out == ""
+    _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), "the workers to be gone", timeout=10)
