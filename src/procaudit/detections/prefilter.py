@@ -208,18 +208,14 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
     """The per-record function. Written for speed: it runs on every record of every file ``mp test`` reads, and in
     CPython each method call with arguments costs about as much as scanning a few hundred characters."""
     used = {needles.field for clauses in rules for clause in clauses for needles in clause}
-    # The program fields some rule reads: their slot in the pair, JSON key, and where a value's opening quote is.
-    # A field no rule reads stays "".
-    program_keys = tuple(
-        (slot, key, len(key))
-        for slot, key in enumerate(f'"{sources[field]}":' for field in PROGRAM_FIELDS)
-        if PROGRAM_FIELDS[slot] in used
-    )
-    cache: dict[tuple[str, str], _Left | bool] = {}
+    # The program fields' JSON keys ("" when no rule reads the field: it stays "").
+    process_key, parent_key = (f'"{sources[field]}":' if field in used else "" for field in PROGRAM_FIELDS)
+    process_quote, parent_quote = len(process_key), len(parent_key)  # where a string value's opening quote is
+    cache: dict[str, dict[str, _Left | bool]] = {}  # process name -> parent name -> what is left
 
-    def left_for(values: tuple[str, str]) -> _Left | bool:
-        """What is left to decide once the program fields hold ``values`` (raw JSON text, exact; "" if absent)."""
-        lowered = {"NewProcessName": values[0].lower(), "ParentProcessName": values[1].lower()}
+    def left_for(process: str, parent: str) -> _Left | bool:
+        """What is left to decide once the program fields hold these values (raw JSON text, exact; "" if absent)."""
+        lowered = {"NewProcessName": process.lower(), "ParentProcessName": parent.lower()}
         keys: list[str] = []
         left: list[tuple[tuple[_Test, ...], ...]] = []
         for clauses in rules:
@@ -263,6 +259,11 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
             reject = (indexes.pop(), tuple(dict.fromkeys(needle for tests in firsts for needle in tests[0][1])))
         return _Left(tuple((key, len(key)) for key in keys), tuple(left), reject)
 
+    def general(text: str, key: str, start: int) -> str | None:
+        """A program field's exact value read the general way; ``None`` when it is not a plain string."""
+        found = _value_at(text, key, start)
+        return None if found is None or not found[1] else found[0]
+
     def check(text: str, start: int) -> bool:
         if not text.isascii():
             return True
@@ -270,43 +271,63 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
             start = text.find(_EVENT_DATA)
             if start == -1:
                 return True
-        # Each value is read inline the usual way (a plain string that is not EventData's last member), else by
-        # ``_value_at``; a program field must be a plain string, else the record is decoded.
-        program = ["", ""]
-        for slot, key, quote in program_keys:
-            at = text.find(key, start)
-            if at == -1:
-                continue
-            if text[at + quote : at + quote + 1] == '"' and (end := text.find('","', at + quote)) != -1:
-                program[slot] = text[at + quote + 1 : end]
-            else:
-                found = _value_at(text, key, start)
-                if found is None or not found[1]:
+        # Values are read inline the usual way (a plain string, not EventData's last member), else the general way.
+        # A key is never the text's last character in JSON; should it be, the IndexError means: decode.
+        try:
+            process = parent = ""
+            hint = start  # where the other fields are looked for first: past the process name, which they follow
+            if process_key and (at := text.find(process_key, start)) != -1:
+                at += process_quote
+                if text[at] == '"' and (end := text.find('","', at)) != -1:
+                    process = text[at + 1 : end]
+                    hint = end
+                elif (found := general(text, process_key, start)) is not None:
+                    process = found
+                else:
                     return True
-                program[slot] = found[0]
-        pair = (program[0], program[1])
-        left = cache.get(pair)
-        if left is None:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            left = cache[pair] = left_for(pair)
-        if left is True or left is False:
-            return left
-        read: list[tuple[str, bool]] = []
-        for key, quote in left.keys:
-            at = text.find(key, start)
-            if at == -1:
-                read.append(("", True))
-            elif text[at + quote : at + quote + 1] == '"' and (end := text.find('","', at + quote)) != -1:
-                read.append((text[at + quote + 1 : end].lower(), True))
-            else:
-                found = _value_at(text, key, start)
-                if found is None:
+            # The parent comes last but one in 4688's EventData: look from the end.
+            if parent_key and (at := text.rfind(parent_key, start)) != -1:
+                at += parent_quote
+                if text[at] == '"' and (end := text.find('","', at)) != -1:
+                    parent = text[at + 1 : end]
+                elif (found := general(text, parent_key, start)) is not None:
+                    parent = found
+                else:
                     return True
-                read.append((found[0].lower(), found[1]))
+            by_parent = cache.get(process)
+            if by_parent is None:
+                if len(cache) >= _CACHE_SIZE:
+                    cache.clear()
+                by_parent = cache[process] = {}
+            left = by_parent.get(parent)
+            if left is None:
+                if len(by_parent) >= _CACHE_SIZE:
+                    by_parent.clear()
+                left = by_parent[parent] = left_for(process, parent)
+            if left is True or left is False:
+                return left
+            read: list[tuple[str, bool]] = []
+            for key, quote in left.keys:
+                at = text.find(key, hint)
+                if at == -1 and (hint == start or (at := text.find(key, start, hint)) == -1):
+                    read.append(("", True))
+                    continue
+                at += quote
+                if text[at] == '"' and (end := text.find('","', at)) != -1:
+                    read.append((text[at + 1 : end].lower(), True))
+                    continue
+                value_found = _value_at(text, key, start)
+                if value_found is None:
+                    return True
+                read.append((value_found[0].lower(), value_found[1]))
+        except IndexError:
+            return True
         if left.reject is not None:
             value, exact = read[left.reject[0]]
-            if not any(map(value.__contains__, left.reject[1])):
+            for needle in left.reject[1]:
+                if needle in value:
+                    break
+            else:
                 return False
         for clauses in left.rules:
             for tests in clauses:
