@@ -8,13 +8,16 @@ it, while almost every record of a real log matches nothing. So before decoding,
 field must contain one of its needles, or end with it (lower-case). The shipped rules name three fields: the
 process name, the parent's name and the command line. Per record the filter reads, as raw JSON text:
 
-- the *program fields*, ``NewProcessName`` and ``ParentProcessName``. A log repeats the same few hundred pairs, so
-  for each distinct pair the filter works out once what is left to decide: a clause that a program field meets is
-  dropped; a rule with a clause that nothing else can meet is out; a rule with no clause left must be decoded. The
-  remainder (usually a few needles on the command line, often nothing) is cached per pair;
-- then, only when something is left, the other fields it names (usually ``CommandLine``), lower-cased, and the
-  remaining clauses of each rule in turn, rarest first, until one rule has all its clauses met (decode) or every
-  rule has failed one (skip).
+- the *program fields*, ``NewProcessName`` and ``ParentProcessName`` (the parent looked for from the end, where
+  it is). A log repeats the same few hundred pairs, so for each distinct pair the filter works out once what is
+  left to decide: a clause that a program field meets is dropped; a rule with a clause that nothing else can meet
+  is out; a rule with no clause left must be decoded. The remainder (usually a few needles on the command line) is
+  cached per process, then parent;
+- then the other fields it names (usually ``CommandLine``, looked for past the process name first), lower-cased.
+  Each rule's remaining clauses are ordered cheapest and likeliest to fail first. When every rule's first clause
+  is plain needles on the same value, one look for all of them settles most records: none there, no rule can
+  match. Otherwise, or when one is there, the clauses are checked rule by rule until one rule has all its clauses
+  met (decode) or every rule has failed one (skip).
 
 **Why it is sound.** A rule matches an ASCII event only if each of its clauses has a needle the event meets
 (``ir.required_clauses``). The filter returns ``False`` only when that fails for every rule, looking at those
@@ -26,9 +29,9 @@ that contains it), given these facts about the text (pyevtx-rs's JSON of a Windo
   So a value ``v`` containing ``x`` has an encoding containing ``encode(x)``, ``v`` ends with ``x`` exactly when
   its encoding ends with ``encode(x)``, and for ASCII text lower-casing commutes with the encoding;
 - the event has the event schema's shape: ``System`` (whose members have none of the EventData names) and then
-  ``EventData``, a flat object of the ``Data`` values and the last member of ``Event``. So a ``"Name":`` preceded
-  by ``{`` or ``,`` after System is EventData's key (inside an encoded string every ``"`` is escaped, so no key
-  can be spelled there), wherever the search for it starts; a string value ends at the first ``","`` after its
+  ``EventData``, a flat object of the ``Data`` values and the last member of ``Event``. So any ``"Name":`` after
+  System is EventData's key (inside an encoded string every ``"`` is escaped, so no key can be spelled there),
+  wherever the search for it starts and in whichever direction; a string value ends at the first ``","`` after its
   opening quote, or, for the last member, just before the closing ``"}}}``; a missing key means the field is
   absent (``None``), which no condition matches; and the text after System contains every EventData value.
 
@@ -81,10 +84,6 @@ Check = Callable[[str, int], bool]
 #: One clause's needles on one value: (index of the value, contained, endings, end-anchored needles themselves).
 #: A value is exact or not (only contains it); on an inexact value an end-anchored needle is looked for as contained.
 _Test = tuple[int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
-#: What is left to decide for one pair of program values: the JSON keys of the other values to read, and per rule
-#: that may still match, its remaining clauses (each a tuple of tests, met when one test is). ``True``: a rule
-#: matches on the program fields alone, decode; ``False``: no rule can match.
-_Remainder = tuple[tuple[str, ...], tuple[tuple[tuple[_Test, ...], ...], ...]] | bool
 
 
 def json_text(text: str) -> str:
@@ -100,7 +99,6 @@ class _Needles:
     contains: tuple[str, ...]  # the value contains one of these
     endings: tuple[str, ...]  # or ends with one of these (end-anchored needles, with and without a line feed)
     suffixes: tuple[str, ...]  # the end-anchored needles themselves, looked for as contained when inexact
-    rarity: tuple[int, int]
 
     def met(self, value: str, exact: bool) -> bool:
         if any(map(value.__contains__, self.contains)):
@@ -116,7 +114,6 @@ def _needles(field: str, needles: list[ir.Needle]) -> _Needles:
         contains=tuple(json_text(n.text) for n in needles if not n.suffix),
         endings=tuple(json_text(n.text + end) for n in needles if n.suffix for end in ("", "\n")),
         suffixes=tuple(json_text(n.text) for n in needles if n.suffix),
-        rarity=ir.rarity(frozenset(needles)),
     )
 
 
@@ -170,6 +167,19 @@ def _rule_needles(
     return rules
 
 
+#: Needles shorter than this occur often enough in command lines to be weak evidence that a clause fails.
+_SHORT = 5
+
+
+def _cost(tests: list[_Test]) -> tuple[bool, bool, int, int]:
+    """How a clause ranks for checking first (lower first): one plain test (the rejecting look can use it), no short
+    needle (likely to fail), few needles (cheap), then long ones."""
+    needles = [needle for test in tests for needle in (*test[1], *test[3])]
+    shortest = min(map(len, needles), default=0)
+    plain = len(tests) == 1 and not tests[0][2] and not tests[0][3]
+    return (not plain, shortest < _SHORT, len(needles), -shortest)
+
+
 def _value_at(text: str, key: str, start: int) -> tuple[str, bool] | None:
     """A field's raw value after ``start`` (as JSON writes it), and whether it is exactly the value; ``None`` when
     the record is odd.
@@ -198,7 +208,9 @@ class _Left:
     """What is left to decide for one pair of program values."""
 
     keys: tuple[tuple[str, int], ...]  # the JSON keys of the other values to read (tests index them), with lengths
-    rules: tuple[tuple[tuple[_Test, ...], ...], ...]  # per rule that may still match: its clauses, rarest first
+    rules: tuple[
+        tuple[tuple[_Test, ...], ...], ...
+    ]  # per rule that may still match: its clauses, likeliest to fail first
     # When every rule's first clause is plain needles on the same value: that value's index and all those needles.
     # None of them in it means no rule can match.
     reject: tuple[int, tuple[str, ...]] | None
@@ -219,7 +231,7 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
         keys: list[str] = []
         left: list[tuple[tuple[_Test, ...], ...]] = []
         for clauses in rules:
-            remaining: list[tuple[tuple[int, int], tuple[_Test, ...]]] = []
+            remaining: list[tuple[tuple[bool, bool, int, int], tuple[_Test, ...]]] = []
             for clause in clauses:
                 if any(needles.met(lowered[needles.field], True) for needles in clause if needles.field in lowered):
                     continue
@@ -242,12 +254,11 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
                     )
                 if not tests:
                     break  # this clause cannot be met: the rule cannot match
-                rest = [needles.rarity for needles in clause if needles.field not in lowered]
-                remaining.append(((min(r[0] for r in rest), sum(r[1] for r in rest)), tuple(tests)))
+                remaining.append((_cost(tests), tuple(tests)))
             else:
                 if not remaining:
                     return True  # the program fields alone meet every clause of this rule
-                remaining.sort(key=lambda item: item[0], reverse=True)  # rarest first: fail early
+                remaining.sort(key=lambda item: item[0])  # cheapest and likeliest to fail first
                 left.append(tuple(tests for _, tests in remaining))
         if not left:
             return False
