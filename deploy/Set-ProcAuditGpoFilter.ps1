@@ -117,6 +117,7 @@ if ($everyoneChange -and $PSCmdlet.ShouldProcess("GPO '$GpoName'", "set $everyon
 }
 
 [pscustomobject]@{
+    GroupFound   = ($null -ne $group)
     GroupCreated = $created
     GroupDeleted = $deleted
     Before       = $before

@@ -263,3 +263,22 @@ def test_rollback_restores_authenticated_users_without_touching_a_wave_group_it_
         assert everyone(mine) == "GpoApply"
         assert mine.permission_of("procaudit-4688-w1") is None
         assert directory.group("procaudit-4688-w1") is not None
+
+
+def test_rollback_after_the_wave_group_was_deleted_restores_the_rest_and_says_what_is_left(tmp_path: Path) -> None:
+    with lab_session(tmp_path, PROFILES) as session:
+        directory = directory_of(session.handle.lab.world)
+        journal = tmp_path / "deleted.json"
+        assert deploy(session, journal, gpo_options(session)) == 0
+        mine = ours(session)
+        group_sid = directory.groups["procaudit-4688-w1"].sid
+        # An admin deleted the wave group (with its members) before the rollback: its GPO entry is orphaned.
+        directory.remove_group("procaudit-4688-w1")
+        report = rollback_report(session, journal)
+        assert report.exit_code == 0, report
+        assert any("no longer exists in AD: its memberships went with it" in step for step in report.domain)
+        assert any("may keep an entry for its SID" in step for step in report.domain)
+        assert links(session, mine) == {}
+        assert everyone(mine) == "GpoApply"
+        assert [(p.trustee, p.sid) for p in mine.permissions if p.sid == group_sid] == [("", group_sid)]
+        assert all(entry.membership is None for entry in JournalStore.load(journal).journal.hosts.values())

@@ -163,6 +163,12 @@ def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: H
             connector.run(
                 SET_GROUP_MEMBER, WhatIfMember(group_name=group, member=(f"{os.environ['PROCAUDIT_LIVE_DC']}$",))
             )
+        # A rollback's -Remove on a group that does not exist (any more) has nothing to do, and says so.
+        gone = connector.run(
+            SET_GROUP_MEMBER,
+            WhatIfMember(group_name=group, member=(f"{os.environ['PROCAUDIT_LIVE_DC']}$",), remove=True),
+        )
+        assert gone.missing and gone.changed == []
         after = connector.run(GET_GPO_STATE, state)
     assert after == before
 

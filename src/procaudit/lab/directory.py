@@ -211,6 +211,11 @@ class Directory:
     def remove_group(self, name: str) -> None:
         if self.groups.pop(name.lower(), None) is None:
             raise self.not_found(name)
+        # The GPOs' entries for it stay, by SID: a SID that resolves to no name any more (GPMC's "Unknown").
+        for gpo in self.gpos.values():
+            for permission in gpo.permissions:
+                if permission.trustee.lower() == name.lower():
+                    permission.trustee, permission.trustee_type = "", "Unknown"
 
     def add_member(self, name: str, members: list[str]) -> None:
         group, computers = self._membership(name, members)

@@ -212,6 +212,7 @@ class FilterParams(ScriptParams):
 class FilterResult(ScriptResult):
     group_created: bool
     group_deleted: bool = False
+    group_found: bool = True  # the group existed when the script ran (-EveryoneOnly looks none up: False)
     before: Annotated[list[GpoPermissionRow], BeforeValidator(_ps_list)] = Field(default_factory=list)
     after: Annotated[list[GpoPermissionRow], BeforeValidator(_ps_list)] = Field(default_factory=list)
 
@@ -241,6 +242,7 @@ class MemberParams(ScriptParams):
 
 class MemberResult(ScriptResult):
     group: str
+    missing: bool = False  # -Remove only: the group does not exist (any more), so it has no members to remove
     before: PsList = Field(default_factory=list)
     changed: PsList = Field(default_factory=list)
     after: PsList = Field(default_factory=list)

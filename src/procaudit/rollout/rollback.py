@@ -288,8 +288,13 @@ class Rollback:
             kept = {m.lower() for m in (record.members_before or [])} if record else set()
             members = tuple(s for s in (sam_of(e.computer_name or e.host) for e in entries) if s.lower() not in kept)
             if members:
-                self._dc_run(SET_GROUP_MEMBER, MemberParams(group_name=group_name, member=members, remove=True))
-                steps.append(f"removed {', '.join(members)} from {group_name}")
+                result = self._dc_run(
+                    SET_GROUP_MEMBER, MemberParams(group_name=group_name, member=members, remove=True)
+                )
+                if result.missing:
+                    steps.append(f"{group_name} no longer exists in AD: its memberships went with it")
+                else:
+                    steps.append(f"removed {', '.join(members)} from {group_name}")
 
             def cleared(e: HostEntry) -> None:
                 e.membership = None
@@ -324,8 +329,16 @@ class Rollback:
                     remove=True,
                     remove_group=group.created,
                 )
-                self._dc_run(SET_GPO_FILTER, params)
-                steps.append(f"removed {group.name}'s permission" + (" and the group" if group.created else ""))
+                filtered = self._dc_run(SET_GPO_FILTER, params)
+                if not filtered.group_found:
+                    steps.append(
+                        f"{group.name} no longer exists in AD: the GPO may keep an entry for its SID, which applies to "
+                        "no one (GPMC's Delegation tab lists it as unknown; remove it there)"
+                    )
+                elif group.created and not filtered.group_deleted:
+                    steps.append(f"removed {group.name}'s permission; the group has members now, so it stays")
+                else:
+                    steps.append(f"removed {group.name}'s permission" + (" and the group" if group.created else ""))
         theirs = [g for g in gpo.groups if not g.removed and not (g.permission_granted or g.created)]
         if not everyone_set and theirs:
             # No group of ours to remove, but filtering may have lowered Authenticated Users: put back only that.

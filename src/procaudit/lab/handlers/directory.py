@@ -63,7 +63,7 @@ def _run(ctx: HandlerContext, run: ScriptRun, first_cmdlet: str, body: Any) -> S
 def _permissions(gpo: LabGpo) -> list[dict[str, Any]]:
     return [
         {
-            "Trustee": p.trustee,
+            "Trustee": p.trustee or None,  # an orphaned SID has no name
             "TrusteeSid": p.sid or None,
             "TrusteeType": p.trustee_type,
             "Permission": p.permission,
@@ -251,7 +251,13 @@ def _filter(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     everyone_now = next((p.permission for p in gpo.permissions if p.sid == AUTHENTICATED_USERS_SID), None)
     if everyone_now != (None if everyone == "None" else everyone) and not skip:
         directory.set_permission(gpo, directory.authenticated_users, "WellKnownGroup", everyone, replace=True)
-    return {"GroupCreated": created, "GroupDeleted": deleted, "Before": before, "After": _permissions(gpo)}
+    return {
+        "GroupFound": group is not None,
+        "GroupCreated": created,
+        "GroupDeleted": deleted,
+        "Before": before,
+        "After": _permissions(gpo),
+    }
 
 
 @handles("Set-ProcAuditGpoFilter")
@@ -308,7 +314,9 @@ def _members(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     remove = bool(run.parameters.get("Remove"))
     group = directory.group(group_name)
     if group is None:
-        raise directory.not_found(group_name)
+        if not remove:
+            raise directory.not_found(group_name)
+        return {"Group": group_name, "Missing": True, "Before": [], "Changed": [], "After": []}
 
     def listed() -> list[str]:
         return sorted(m.upper()[:-1] + "$" for m in group.members)
@@ -318,7 +326,7 @@ def _members(directory: Directory, run: ScriptRun) -> dict[str, Any]:
     todo = [m for m in members if (m.lower() in present) == remove]
     if todo and not what_if(run):
         (directory.remove_member if remove else directory.add_member)(group_name, todo)
-    return {"Group": group_name, "Before": before, "Changed": todo, "After": listed()}
+    return {"Group": group_name, "Missing": False, "Before": before, "Changed": todo, "After": listed()}
 
 
 @handles("Set-ProcAuditGroupMember")
