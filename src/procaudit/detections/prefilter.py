@@ -211,9 +211,9 @@ class _Left:
     rules: tuple[
         tuple[tuple[_Test, ...], ...], ...
     ]  # per rule that may still match: its clauses, likeliest to fail first
-    # When every rule's first clause is plain needles on the same value: that value's index and all those needles.
-    # None of them in it means no rule can match.
-    reject: tuple[int, tuple[str, ...]] | None
+    # When every rule's first clause is plain needles on the same value (then read first): all those needles. None
+    # of them in it means no rule can match.
+    reject: tuple[str, ...]
 
 
 def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], containing: frozenset[str]) -> Check:
@@ -265,9 +265,17 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
         firsts = [clauses[0] for clauses in left]
         plain = all(len(tests) == 1 and not tests[0][2] and not tests[0][3] for tests in firsts)
         indexes = {tests[0][0] for tests in firsts}
-        reject = None
+        reject: tuple[str, ...] = ()
         if plain and len(indexes) == 1:
-            reject = (indexes.pop(), tuple(dict.fromkeys(needle for tests in firsts for needle in tests[0][1])))
+            reject = tuple(dict.fromkeys(needle for tests in firsts for needle in tests[0][1]))
+            # Read that value first: swap its key to the front, and the tests' indexes with it.
+            first = indexes.pop()
+            order = [first, *(i for i in range(len(keys)) if i != first)]
+            moved = {old: new for new, old in enumerate(order)}
+            keys = [keys[i] for i in order]
+            left = [
+                tuple(tuple((moved[t[0]], t[1], t[2], t[3]) for t in tests) for tests in clauses) for clauses in left
+            ]
         return _Left(tuple((key, len(key)) for key in keys), tuple(left), reject)
 
     def general(text: str, key: str, start: int) -> str | None:
@@ -318,28 +326,27 @@ def _check(rules: list[list[tuple[_Needles, ...]]], sources: dict[str, str], con
             if left is True or left is False:
                 return left
             read: list[tuple[str, bool]] = []
+            reject = left.reject
             for key, quote in left.keys:
                 at = text.find(key, hint)
                 if at == -1 and (hint == start or (at := text.find(key, start, hint)) == -1):
-                    read.append(("", True))
-                    continue
-                at += quote
-                if text[at] == '"' and (end := text.find('","', at)) != -1:
-                    read.append((text[at + 1 : end].lower(), True))
-                    continue
-                value_found = _value_at(text, key, start)
-                if value_found is None:
+                    value, exact = "", True
+                elif text[at + quote] == '"' and (end := text.find('","', at + quote)) != -1:
+                    value, exact = text[at + quote + 1 : end].lower(), True
+                elif (raw := _value_at(text, key, start)) is not None:
+                    value, exact = raw[0].lower(), raw[1]
+                else:
                     return True
-                read.append((value_found[0].lower(), value_found[1]))
+                if reject:  # the first value read is the one the rejecting needles are looked for in
+                    for needle in reject:
+                        if needle in value:
+                            break
+                    else:
+                        return False
+                    reject = ()
+                read.append((value, exact))
         except IndexError:
             return True
-        if left.reject is not None:
-            value, exact = read[left.reject[0]]
-            for needle in left.reject[1]:
-                if needle in value:
-                    break
-            else:
-                return False
         for clauses in left.rules:
             for tests in clauses:
                 for index, contains, endings, suffixes in tests:
