@@ -346,7 +346,21 @@ class WinRMHttp:
             readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
             return True
-        return bool(readable)
+        if not readable:
+            return False
+        # Readable: the host closed it, or (TLS 1.3) a session ticket record arrived after the handshake.
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            # Closed (b"") or application data nobody asked for: either way this connection is done.
+            sock.recv(1) if isinstance(sock, ssl.SSLSocket) else sock.recv(1, socket.MSG_PEEK)
+            return True
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False  # TLS records without application data: the connection is fine
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(timeout)
 
     def _drop(self) -> None:
         if self._sock is not None:
