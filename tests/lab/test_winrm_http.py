@@ -9,15 +9,18 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from pypsrp.complex_objects import ApartmentState, HostInfo, Pipeline, PSThreadOptions, RemoteStreamOptions
 from pypsrp.encryption import WinRMEncryption
+from pypsrp.messages import CreatePipeline, Destination, InitRunspacePool, Message, SessionCapability
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan, _TransportHTTP
 
 from procaudit.errors import AuthError, CancelledError, ConnectionLostError, DeadlineError, TlsError
+from procaudit.facts import GET_PROCAUDIT_FACTS, ProbeParams
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
 from procaudit.ping import GET_HOST_IDENTITY, NoParams
 from procaudit.transport.base import Credentials
-from procaudit.transport.psrp import PsrpConnector, classify
+from procaudit.transport.psrp import PsrpConnector, _MemoSerializer, _plain_key, classify
 from procaudit.transport.winrm_http import WinRMHttp, WireCut
 
 from .conftest import LabHandle, start_lab
@@ -224,3 +227,70 @@ def test_ca_bundle_and_no_verify_through_the_lean_transport(https_lab: LabHandle
         assert conn.run(GET_HOST_IDENTITY, NoParams()).computer_name == "LAB-READY-01"
     with PsrpConnector(target, https_lab.credentials) as conn:
         assert conn.run(GET_HOST_IDENTITY, NoParams()).computer_name == "LAB-READY-01"
+
+
+# -- pypsrp's CLIXML of repeated messages, kept once per process ----------------------------------------------
+def test_each_run_binds_its_own_parameters_when_renderings_are_kept(http_lab: LabHandle) -> None:
+    """Runs with the same script alternate parameters on two hosts: each pipeline carries its own values."""
+    seen: list[tuple[str, dict[str, object]]] = []
+    originals = {}
+    for name in ("lab-ready-01", "lab-ready-02"):
+        endpoint = http_lab.endpoint(name)
+        originals[name] = endpoint.executor
+
+        def record(run: ScriptRun, name: str = name) -> ScriptOutcome:
+            seen.append((name, run.parameters))
+            return originals[name](run)
+
+        endpoint.executor = record
+    first = ProbeParams(window_hours=3, max_events=7, policy_names=("a",))
+    second = ProbeParams(window_hours=3, max_events=8, policy_names=("a",))
+    try:
+        with http_lab.connector("lab-ready-01") as one, http_lab.connector("lab-ready-02") as two:
+            for conn, params in ((one, first), (two, first), (one, second), (two, second), (one, first)):
+                conn.run(GET_PROCAUDIT_FACTS, params)
+    finally:
+        for name, original in originals.items():
+            http_lab.endpoint(name).executor = original
+    expected = [{"WindowHours": 3, "MaxEvents": n, "PolicyNames": ["a"]} for n in (7, 7, 8, 8, 7)]
+    assert [p for _, p in seen] == expected
+    assert [n for n, _ in seen] == ["lab-ready-01", "lab-ready-02", "lab-ready-01", "lab-ready-02", "lab-ready-01"]
+
+
+def test_kept_renderings_are_pypsrps_own_bytes() -> None:
+    """What the memo hands Message.pack is byte for byte what pypsrp renders, for each kept message type."""
+    wsman = WSMan("127.0.0.1", ssl=False, auth="ntlm", username="u", password="p")
+    pool = RunspacePool(wsman)
+    plain = RunspacePool(wsman)
+    _MemoSerializer.install(pool)
+    pool.protocol_version = "2.3"  # what an opened pool learns from the host's SessionCapability
+    ps = PowerShell(pool)
+    ps.add_script(GET_HOST_IDENTITY.text).add_parameters({"Name": "x", "Count": 2, "Flags": [True, None]})
+    pipeline = CreatePipeline(
+        True,
+        ApartmentState(value=2),
+        RemoteStreamOptions(value=15),
+        False,
+        HostInfo(host=None),
+        Pipeline(is_nested=False, cmds=ps.commands, history=None, redirect_err_to_out=False),
+        False,
+    )
+    messages = [
+        SessionCapability("2.3", "2.0", "1.1.0.1"),
+        InitRunspacePool(1, 1, PSThreadOptions(value=0), ApartmentState(value=2), HostInfo(host=None), None),
+    ]
+    for message in messages:
+        expected = Message(Destination.SERVER, pool.id, None, message, plain._serializer).pack()
+        for _ in range(2):  # rendered, then served from the memo
+            assert Message(Destination.SERVER, pool.id, None, message, pool._serializer).pack() == expected
+    expected = Message(Destination.SERVER, pool.id, ps.id, pipeline, plain._serializer).pack()
+    with _MemoSerializer.pipeline(pool, GET_HOST_IDENTITY.text, {"Name": "x", "Count": 2, "Flags": [True, None]}):
+        for _ in range(2):
+            assert Message(Destination.SERVER, pool.id, ps.id, pipeline, pool._serializer).pack() == expected
+    assert any(key[0] == "CreatePipeline" for key in _MemoSerializer._memo)
+
+
+def test_parameters_that_are_not_plain_data_are_never_kept() -> None:
+    assert _plain_key({"A": 1, "B": True}) != _plain_key({"A": True, "B": 1})  # types are part of the key
+    assert _plain_key({"A": [1, "x"], "B": {"k": None}}) is not None
+    assert _plain_key({"A": object()}) is None

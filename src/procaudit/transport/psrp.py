@@ -23,15 +23,18 @@ import socket
 import ssl
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from cryptography import x509
 from pydantic import ValidationError
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.messages import CreatePipeline, InitRunspacePool, SessionCapability
 from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 from spnego._ntlm_raw.crypto import ntowfv1  # pyspnego's MD4-based NT hash (hashlib has no MD4 on OpenSSL 3)
 
@@ -224,6 +227,7 @@ class PsrpConnector:
         with self._classified("connecting"):
             self._wsman = self._make_wsman()
             pool = RunspacePool(self._wsman)
+            _MemoSerializer.install(pool)
             # Kept before open(): if the shell is created and the rest of the opening fails, _abandon() sets it
             # aside and close() deletes it, instead of leaving it on the host until its idle timeout.
             self._pool = pool
@@ -295,10 +299,12 @@ class PsrpConnector:
             self._release_finished()
             ps = PowerShell(pool)
             ps.add_script(spec.text)
-            ps.add_parameters(params.to_psrp())
+            bound = params.to_psrp()
+            ps.add_parameters(bound)
             try:
                 with self._classified(f"running {spec.name}"):
-                    ps.begin_invoke(input=_as_generator(input) if input is not None else None)
+                    with _MemoSerializer.pipeline(pool, spec.text, bound):
+                        ps.begin_invoke(input=_as_generator(input) if input is not None else None)
                     while ps.state == PSInvocationState.RUNNING:
                         if self._cancelled.is_set():
                             self._stop(ps)
@@ -373,6 +379,117 @@ class PsrpConnector:
             if error is exc:
                 raise
             raise error from exc
+
+
+_MEMO_LIMIT = 64
+
+
+class _MemoSerializer(Serializer):
+    """pypsrp's serializer, remembering the CLIXML of the messages that are the same for every host.
+
+    Every runspace pool we open sends the same SessionCapability and InitRunspacePool, and every run of one script
+    with the same parameters the same CreatePipeline; pypsrp builds an element tree for each and renders it, about
+    a quarter of the client's CPU per host. The first rendering of each (pypsrp's own bytes, exactly what
+    ``Message.pack`` would send) is kept and handed to ``Message.pack``, which sends bytes as they are. Only messages
+    whose content is fully known from plain values are kept: a pipeline only while ``pipeline()`` names its script
+    and parameters, and only if those are plain data (no SecureString, whose CLIXML depends on the session key).
+    """
+
+    _memo: ClassVar[dict[tuple[Any, ...], bytes]] = {}
+    _memo_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipeline_key: tuple[Any, ...] | None = None
+
+    @classmethod
+    def install(cls, pool: RunspacePool) -> None:
+        serializer = cls()
+        pool._serializer = serializer
+        pool._fragmenter.serializer = serializer
+
+    @staticmethod
+    @contextlib.contextmanager
+    def pipeline(pool: RunspacePool, script: str, parameters: dict[str, Any]) -> Iterator[None]:
+        serializer = pool._serializer
+        plain = _plain_key(parameters)
+        if not isinstance(serializer, _MemoSerializer) or plain is None:
+            yield
+            return
+        serializer.pipeline_key = (script, plain)
+        try:
+            yield
+        finally:
+            serializer.pipeline_key = None
+
+    def _key(self, value: Any) -> tuple[Any, ...] | None:
+        if isinstance(value, SessionCapability):
+            return (
+                "SessionCapability",
+                value.protocol_version,
+                value.ps_version,
+                value.serialization_version,
+                value.time_zone,
+            )
+        if isinstance(value, InitRunspacePool):
+            if value.host_info is None or value.host_info.host is not None or value.application_arguments is not None:
+                return None
+            return (
+                "InitRunspacePool",
+                value.min_runspaces,
+                value.max_runspaces,
+                _enum(value.thread_options),
+                _enum(value.apartment_state),
+            )
+        if isinstance(value, CreatePipeline) and self.pipeline_key is not None:
+            if value.host_info is None or value.host_info.host is not None:
+                return None
+            return (
+                "CreatePipeline",
+                self.pipeline_key,
+                value.no_input,
+                _enum(value.apartment_state),
+                _enum(value.remote_stream_options),
+                value.add_to_history,
+                value.is_nested,
+            )
+        return None
+
+    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
+        key = self._key(value) if clear and metadata is None and parent is None else None
+        if key is None:
+            return super().serialize(value, metadata, parent, clear)
+        with self._memo_lock:
+            known = self._memo.get(key)
+        if known is None:
+            element = super().serialize(value, metadata, parent, clear)
+            if element is None:
+                return None
+            known = ET.tostring(element, encoding="utf-8", method="xml")
+            with self._memo_lock:
+                if len(self._memo) >= _MEMO_LIMIT:
+                    self._memo.clear()
+                self._memo[key] = known
+        return known
+
+
+def _enum(value: Any) -> Any:
+    return None if value is None else (type(value).__name__, value.value)
+
+
+def _plain_key(value: Any) -> Any:
+    """A hashable, type-exact image of plain parameter data, or None if any value is not plain data."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return (type(value).__name__, value)
+    if isinstance(value, list | tuple):
+        items = [_plain_key(v) for v in value]
+        return None if any(i is None for i in items) else (type(value).__name__, tuple(items))
+    if isinstance(value, dict):
+        pairs = [(_plain_key(k), _plain_key(v)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return ("dict", tuple(pairs))
+    return None
 
 
 @functools.lru_cache(maxsize=8)
