@@ -29,15 +29,22 @@ from psrpcore import (
     ServerRunspacePool,
     StreamType,
 )
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
     PSInvocationState,
+    PSPrimitiveDictionary,
     PSRPMessageType,
+    RunspacePoolStateMsg,
+    SessionCapability,
     deserialize,
+    serialize,
 )
+from psrpcore.types import PipelineState as PipelineStateMsg
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -118,6 +125,7 @@ class _LabRunspacePool(ServerRunspacePool):
     """
 
     _memo: ClassVar[dict[tuple[PSRPMessageType, bytes, str], Any]] = {}
+    _rendered: ClassVar[dict[tuple[Any, ...], bytes]] = {}
     _memo_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def _process_message(self, message: Any) -> PSRPEvent[Any, Any]:
@@ -145,6 +153,64 @@ class _LabRunspacePool(ServerRunspacePool):
         if handler is not None:
             handler(event)
         return event
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        """psrpcore's prepare_message, rendering each constant reply (capability, private data, states) once."""
+        key = _outgoing_key(message) if message_type is None else None
+        if key is None:
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        with self._memo_lock:
+            data = self._rendered.get(key)
+        if data is None:
+            element = serialize(
+                message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+            )
+            data = ET.tostring(element, encoding="utf-8", method="xml")
+            with self._memo_lock:
+                if len(self._rendered) >= _MEMO_LIMIT:
+                    self._rendered.clear()
+                self._rendered[key] = data
+        # The rest is what psrpcore's prepare_message does with the rendered CLIXML.
+        kind = PSRPMessageType.get_message_id(type(message))
+        raw = create_message(self._is_client, kind, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(kind, bytearray(raw), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type)
+        )
+
+
+def _outgoing_key(message: Any) -> tuple[Any, ...] | None:
+    """A key for a reply whose CLIXML depends only on these values, or None."""
+    if isinstance(message, SessionCapability) and message.TimeZone is None:
+        return (
+            "SessionCapability",
+            str(message.PSVersion),
+            str(message.protocolversion),
+            str(message.SerializationVersion),
+        )
+    if isinstance(message, RunspacePoolStateMsg) and message.ExceptionAsErrorRecord is None:
+        return ("RunspacePoolState", int(message.RunspaceState))
+    if isinstance(message, PipelineStateMsg) and message.ExceptionAsErrorRecord is None:
+        return ("PipelineState", int(message.PipelineState))
+    if isinstance(message, ApplicationPrivateData):
+        data = message.ApplicationPrivateData
+        if type(data) is PSPrimitiveDictionary and not data.PSObject.extended_properties and _plain_data(dict(data)):
+            return ("ApplicationPrivateData", repr(data))
+    return None
+
+
+def _plain_data(value: Any) -> bool:
+    if value is None or type(value) in (str, int, bool):
+        return True
+    if type(value) is dict:
+        return all(type(k) is str and _plain_data(v) for k, v in value.items())
+    return type(value) is list and all(_plain_data(v) for v in value)
 
 
 class Shell:
