@@ -15,7 +15,7 @@ from pypsrp.messages import CreatePipeline, Destination, InitRunspacePool, Messa
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan, _TransportHTTP
 
-from procaudit.errors import AuthError, CancelledError, ConnectionLostError, DeadlineError, TlsError
+from procaudit.errors import AuthError, CancelledError, ConnectionLostError, DeadlineError, RemoteScriptError, TlsError
 from procaudit.facts import GET_PROCAUDIT_FACTS, ProbeParams
 from procaudit.lab.wsman import ScriptOutcome, ScriptRun
 from procaudit.ping import GET_HOST_IDENTITY, NoParams
@@ -294,3 +294,20 @@ def test_parameters_that_are_not_plain_data_are_never_kept() -> None:
     assert _plain_key({"A": 1, "B": True}) != _plain_key({"A": True, "B": 1})  # types are part of the key
     assert _plain_key({"A": [1, "x"], "B": {"k": None}}) is not None
     assert _plain_key({"A": object()}) is None
+
+
+def test_replies_parsed_once_keep_each_pipelines_own_state(http_lab: LabHandle) -> None:
+    """A failed pipeline's state (with its error) and a completed one's are different texts: never confused."""
+    endpoint = http_lab.endpoint("lab-ready-02")
+    original = endpoint.executor
+    endpoint.executor = lambda run: ScriptOutcome(failure="Cannot find path 'HKLM:\\nope'")
+    try:
+        with pytest.raises(RemoteScriptError, match="Cannot find path"), http_lab.connector("lab-ready-02") as conn:
+            conn.run(GET_HOST_IDENTITY, NoParams())
+    finally:
+        endpoint.executor = original
+    for _ in range(2):
+        with http_lab.connector("lab-ready-02") as conn:
+            assert conn.run(GET_HOST_IDENTITY, NoParams()).computer_name == "LAB-READY-02"
+    kept = {kind for kind, _text in _MemoSerializer._replies}
+    assert {"SessionCapability", "ApplicationPrivateData", "RunspacePoolStateMessage", "PipelineState"} <= kept

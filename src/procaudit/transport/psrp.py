@@ -32,7 +32,14 @@ from cryptography import x509
 from pydantic import ValidationError
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
-from pypsrp.messages import CreatePipeline, InitRunspacePool, SessionCapability
+from pypsrp.messages import (
+    ApplicationPrivateData,
+    CreatePipeline,
+    InitRunspacePool,
+    PipelineState,
+    RunspacePoolStateMessage,
+    SessionCapability,
+)
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
@@ -382,10 +389,13 @@ class PsrpConnector:
 
 
 _MEMO_LIMIT = 64
+# Replies pypsrp only reads (RunspacePool._process_*, PowerShell._process_pipeline_state): one parsed copy serves all.
+_SHARED_REPLIES = (SessionCapability, ApplicationPrivateData, RunspacePoolStateMessage, PipelineState)
 
 
 class _MemoSerializer(Serializer):
-    """pypsrp's serializer, remembering the CLIXML of the messages that are the same for every host.
+    """pypsrp's serializer, remembering the CLIXML of the messages that are the same for every host, and the
+    parsed form of the replies that are.
 
     Every runspace pool we open sends the same SessionCapability and InitRunspacePool, and every run of one script
     with the same parameters the same CreatePipeline; pypsrp builds an element tree for each and renders it, about
@@ -396,6 +406,7 @@ class _MemoSerializer(Serializer):
     """
 
     _memo: ClassVar[dict[tuple[Any, ...], bytes]] = {}
+    _replies: ClassVar[dict[tuple[str, str], Any]] = {}
     _memo_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
@@ -454,6 +465,22 @@ class _MemoSerializer(Serializer):
                 value.is_nested,
             )
         return None
+
+    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        """Replies that are the same text for every host (capability, private data, states) are parsed once."""
+        kind = getattr(metadata, "object", None)
+        if not (clear and isinstance(element, str) and kind in _SHARED_REPLIES and "<SS" not in element):
+            return super().deserialize(element, metadata, clear)
+        key = (kind.__name__, element)
+        with self._memo_lock:
+            known = self._replies.get(key)
+        if known is None:
+            known = super().deserialize(element, metadata, clear)
+            with self._memo_lock:
+                if len(self._replies) >= _MEMO_LIMIT:
+                    self._replies.clear()
+                self._replies[key] = known
+        return known
 
     def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
         key = self._key(value) if clear and metadata is None and parent is None else None
