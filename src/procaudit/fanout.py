@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -99,23 +100,31 @@ def run_on_hosts(
     given_up = False
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets) or 1)), thread_name_prefix="host")
     futures: dict[Future[HostOutcome[T]], int] = {}
-    pending: set[Future[HostOutcome[T]]] = set()
+    # Finished hosts arrive through a queue: waiting on the set of pending futures costs O(hosts) per completion,
+    # in the thread that every worker needs the GIL from.
+    finished: queue.SimpleQueue[Future[HostOutcome[T]]] = queue.SimpleQueue()
     try:
         try:
             for index, target in enumerate(targets):
                 future = pool.submit(one, target)
                 futures[future] = index
-                pending.add(future)
+                future.add_done_callback(finished.put)
         except KeyboardInterrupt:  # Ctrl-C while hosts are being queued: the ones queued are cancelled below
             interrupted = True
             cancel_in_flight()
+        pending = set(futures)
         while pending:
             try:
-                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
+                try:
+                    ready = [finished.get(timeout=0.5)]
+                except queue.Empty:  # also picks up a completion whose queue entry a Ctrl-C swallowed
+                    ready = [f for f in pending if f.done()]
+                for future in ready:
+                    if future not in pending:
+                        continue
+                    pending.discard(future)
                     outcome = future.result()
                     outcomes[futures[future]] = outcome
-                    pending.discard(future)
                     if on_done is not None:
                         on_done(outcome)
             except KeyboardInterrupt:

@@ -15,25 +15,36 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 from psrpcore import (
     CreatePipelineEvent,
     EndOfPipelineInputEvent,
     PipelineInputEvent,
+    PowerShell,
+    PSRPEvent,
     PSRPPayload,
     ServerPipeline,
     ServerRunspacePool,
     StreamType,
 )
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import (
+    ApplicationPrivateData,
     ErrorCategory,
     ErrorCategoryInfo,
     ErrorRecord,
     NETException,
     PSInvocationState,
+    PSPrimitiveDictionary,
+    PSRPMessageType,
+    RunspacePoolStateMsg,
+    SessionCapability,
+    deserialize,
+    serialize,
 )
+from psrpcore.types import PipelineState as PipelineStateMsg
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -97,12 +108,117 @@ class _Pipeline:
     refusal: str | None = None  # why the lab will not run this pipeline (it fails with this error instead)
 
 
+_MEMO_TYPES = frozenset(
+    {PSRPMessageType.SessionCapability, PSRPMessageType.InitRunspacePool, PSRPMessageType.CreatePipeline}
+)
+_MEMO_LIMIT = 256
+
+
+class _LabRunspacePool(ServerRunspacePool):
+    """psrpcore's server runspace pool, deserializing each distinct opening or pipeline message once per process.
+
+    Every client sends the same SessionCapability and InitRunspacePool CLIXML, and the same CreatePipeline for
+    the same script and parameters; psrpcore would rebuild the same objects from it on every shell (a quarter of
+    the lab's CPU per host). The objects are only read (the lab copies parameter values out with ``_plain``),
+    so one deserialized copy serves every shell. Nothing changes on the wire. Messages that carry a SecureString
+    depend on the session key and are never shared.
+    """
+
+    _memo: ClassVar[dict[tuple[PSRPMessageType, bytes, str], Any]] = {}
+    _rendered: ClassVar[dict[tuple[Any, ...], bytes]] = {}
+    _memo_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def _process_message(self, message: Any) -> PSRPEvent[Any, Any]:
+        data = bytes(message.data)
+        if message.message_type not in _MEMO_TYPES or b"<SS" in data:
+            return super()._process_message(message)
+        their = self.their_capability
+        key = (message.message_type, data, str(their.SerializationVersion) if their is not None else "")
+        with self._memo_lock:
+            ps_object = self._memo.get(key)
+        if ps_object is None:
+            ps_object = deserialize(
+                ET.fromstring(data),
+                cipher=self._cipher,
+                our_capability=self.our_capability,
+                their_capability=their,
+            )
+            with self._memo_lock:
+                if len(self._memo) >= _MEMO_LIMIT:
+                    self._memo.clear()
+                self._memo[key] = ps_object
+        # What psrpcore's own _process_message does with the object: an event, then the pool's handler for it.
+        event = PSRPEvent.create(message.message_type, ps_object, message.runspace_pool_id, message.pipeline_id)
+        handler = getattr(self, f"_process_{message.message_type.name}", None)
+        if handler is not None:
+            handler(event)
+        return event
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: PSRPMessageType | None = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: StreamType = StreamType.default,
+    ) -> None:
+        """psrpcore's prepare_message, rendering each constant reply (capability, private data, states) once."""
+        key = _outgoing_key(message) if message_type is None else None
+        if key is None:
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        with self._memo_lock:
+            data = self._rendered.get(key)
+        if data is None:
+            element = serialize(
+                message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+            )
+            data = ET.tostring(element, encoding="utf-8", method="xml")
+            with self._memo_lock:
+                if len(self._rendered) >= _MEMO_LIMIT:
+                    self._rendered.clear()
+                self._rendered[key] = data
+        # The rest is what psrpcore's prepare_message does with the rendered CLIXML.
+        kind = PSRPMessageType.get_message_id(type(message))
+        raw = create_message(self._is_client, kind, data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(kind, bytearray(raw), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type)
+        )
+
+
+def _outgoing_key(message: Any) -> tuple[Any, ...] | None:
+    """A key for a reply whose CLIXML depends only on these values, or None."""
+    if isinstance(message, SessionCapability) and message.TimeZone is None:
+        return (
+            "SessionCapability",
+            str(message.PSVersion),
+            str(message.protocolversion),
+            str(message.SerializationVersion),
+        )
+    if isinstance(message, RunspacePoolStateMsg) and message.ExceptionAsErrorRecord is None:
+        return ("RunspacePoolState", int(message.RunspaceState))
+    if isinstance(message, PipelineStateMsg) and message.ExceptionAsErrorRecord is None:
+        return ("PipelineState", int(message.PipelineState))
+    if isinstance(message, ApplicationPrivateData):
+        data = message.ApplicationPrivateData
+        if type(data) is PSPrimitiveDictionary and not data.PSObject.extended_properties and _plain_data(dict(data)):
+            return ("ApplicationPrivateData", repr(data))
+    return None
+
+
+def _plain_data(value: Any) -> bool:
+    if value is None or type(value) in (str, int, bool):
+        return True
+    if type(value) is dict:
+        return all(type(k) is str and _plain_data(v) for k, v in value.items())
+    return type(value) is list and all(_plain_data(v) for v in value)
+
+
 class Shell:
     """One runspace pool and its pipelines. All psrpcore calls happen under ``self.lock``."""
 
     def __init__(self, executor: Executor, private_data: dict[str, Any]) -> None:
         self.executor = executor
-        self.pool = ServerRunspacePool(application_private_data=private_data)
+        self.pool = _LabRunspacePool(application_private_data=private_data)
         self.lock = threading.Condition()
         self.pipelines: dict[uuid.UUID, _Pipeline] = {}
         self.outbox: dict[uuid.UUID | None, list[bytes]] = {}
@@ -120,12 +236,14 @@ class Shell:
     def _on_event(self, event: Any) -> None:
         if isinstance(event, CreatePipelineEvent):
             pipe = self.pipelines[event.pipeline_id]
-            commands = list(event.pipeline.commands)
+            # psrpcore has built the pipeline's metadata from the message already; event.pipeline builds it anew.
+            metadata = pipe.core.metadata if isinstance(pipe.core.metadata, PowerShell) else event.pipeline
+            commands = list(metadata.commands)
             pipe.refusal = _refusal(commands)
             if pipe.refusal is None:
                 pipe.script = commands[0].command_text
                 pipe.parameters = {str(name): _plain(value) for name, value in commands[0].parameters}
-            pipe.no_input = bool(event.pipeline.no_input)
+            pipe.no_input = bool(metadata.no_input)
             if pipe.no_input or pipe.refusal is not None:
                 self._start(pipe)
         elif isinstance(event, PipelineInputEvent):

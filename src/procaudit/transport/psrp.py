@@ -7,6 +7,11 @@ operation timeouts that end at the deadline and is then stopped (PSRP ctrl_c sig
 itself waits forever for a running script and retries timed-out receives with back-off.
 Errors are mapped onto ``procaudit.errors``; non-terminating errors on the error stream count as failures
 because every shipped script runs with ``$ErrorActionPreference = 'Stop'``.
+
+A fan-out is bound by this process's CPU (one GIL), so two things sit under pypsrp without changing the wire:
+Negotiate/Kerberos/NTLM without a proxy go through ``winrm_http.WinRMHttp`` (the same HTTP exchanges as pypsrp's
+requests transport, at a tenth of the CPU), and pypsrp's rendering of the messages that are the same for every
+host, and its parsing of the replies that are, happen once per process (``_MemoSerializer``).
 """
 
 from __future__ import annotations
@@ -23,15 +28,25 @@ import socket
 import ssl
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from cryptography import x509
 from pydantic import ValidationError
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.messages import (
+    ApplicationPrivateData,
+    CreatePipeline,
+    InitRunspacePool,
+    PipelineState,
+    RunspacePoolStateMessage,
+    SessionCapability,
+)
 from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 from spnego._ntlm_raw.crypto import ntowfv1  # pyspnego's MD4-based NT hash (hashlib has no MD4 on OpenSSL 3)
 
@@ -49,6 +64,15 @@ from procaudit.errors import (
 )
 from procaudit.remote import ScriptParams, ScriptResult, ScriptSpec
 from procaudit.transport.base import Credentials, HostTarget
+from procaudit.transport.winrm_http import (
+    LEAN_AUTHS,
+    WinRMHttp,
+    WireConnectFailed,
+    WireConnectTimeout,
+    WireCut,
+    WireReadTimeout,
+    tls_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +155,24 @@ class PsrpConnector:
                 # host saves the pure-Python DES of the obsolete LM hash on every connection.
                 kwargs["password"] = _ntlm_hashes(self._credentials.password)
         wsman = WSMan(self.target.address, **kwargs)
+        if opts.auth in LEAN_AUTHS and not opts.proxy:
+            # Our own HTTP under pypsrp's WSMan: the same exchanges, a fraction of the CPU of requests + urllib3.
+            wsman.transport = WinRMHttp(  # type: ignore[assignment]
+                self.target.address,
+                opts.effective_port,
+                tls=tls_context(opts.cert_validation, str(opts.ca_bundle) if opts.ca_bundle else None)
+                if opts.scheme == "https"
+                else None,
+                auth=opts.auth,
+                username=kwargs.get("username"),
+                password=kwargs.get("password"),
+                service=opts.kerberos_service,
+                hostname_override=opts.kerberos_hostname,
+                connection_timeout=opts.connect_timeout,
+                read_timeout=kwargs["read_timeout"],
+                guard=self,
+            )
+            return wsman
         # pypsrp builds its requests session lazily with trust_env on, which makes requests re-read every proxy
         # variable in os.environ for each exchange (about 10 ms of CPU per host). Proxies are decided above.
         session = wsman.transport._build_session()
@@ -165,6 +207,21 @@ class PsrpConnector:
 
         return bounded_send
 
+    # -- the exchange guard of the lean transport (the same rules as bounded_send above) --------------------
+    def limits(self, connect: float, read: float) -> tuple[float, float]:
+        if self._cancelled.is_set() and not self._winding_down:
+            raise _Cancelled
+        if self._deadline is None:
+            return connect, read
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise _BudgetSpent
+        return min(connect, remaining), min(read, remaining + _GRACE)
+
+    def timed_out(self) -> None:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise _BudgetSpent
+
     def open(self) -> None:
         """Connect, authenticate and open the runspace pool, all within ``script_timeout``."""
         if self._pool is not None:
@@ -182,6 +239,7 @@ class PsrpConnector:
         with self._classified("connecting"):
             self._wsman = self._make_wsman()
             pool = RunspacePool(self._wsman)
+            _MemoSerializer.install(pool)
             # Kept before open(): if the shell is created and the rest of the opening fails, _abandon() sets it
             # aside and close() deletes it, instead of leaving it on the host until its idle timeout.
             self._pool = pool
@@ -253,10 +311,12 @@ class PsrpConnector:
             self._release_finished()
             ps = PowerShell(pool)
             ps.add_script(spec.text)
-            ps.add_parameters(params.to_psrp())
+            bound = params.to_psrp()
+            ps.add_parameters(bound)
             try:
                 with self._classified(f"running {spec.name}"):
-                    ps.begin_invoke(input=_as_generator(input) if input is not None else None)
+                    with _MemoSerializer.pipeline(pool, spec.text, bound):
+                        ps.begin_invoke(input=_as_generator(input) if input is not None else None)
                     while ps.state == PSInvocationState.RUNNING:
                         if self._cancelled.is_set():
                             self._stop(ps)
@@ -333,6 +393,137 @@ class PsrpConnector:
             raise error from exc
 
 
+_MEMO_LIMIT = 64
+# Replies pypsrp only reads (RunspacePool._process_*, PowerShell._process_pipeline_state): one parsed copy serves all.
+_SHARED_REPLIES = (SessionCapability, ApplicationPrivateData, RunspacePoolStateMessage, PipelineState)
+
+
+class _MemoSerializer(Serializer):
+    """pypsrp's serializer, remembering the CLIXML of the messages that are the same for every host, and the
+    parsed form of the replies that are.
+
+    Every runspace pool we open sends the same SessionCapability and InitRunspacePool, and every run of one script
+    with the same parameters the same CreatePipeline; pypsrp builds an element tree for each and renders it, about
+    a quarter of the client's CPU per host. The first rendering of each (pypsrp's own bytes, exactly what
+    ``Message.pack`` would send) is kept and handed to ``Message.pack``, which sends bytes as they are. Only messages
+    whose content is fully known from plain values are kept: a pipeline only while ``pipeline()`` names its script
+    and parameters, and only if those are plain data (no SecureString, whose CLIXML depends on the session key).
+    """
+
+    _memo: ClassVar[dict[tuple[Any, ...], bytes]] = {}
+    _replies: ClassVar[dict[tuple[str, str], Any]] = {}
+    _memo_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipeline_key: tuple[Any, ...] | None = None
+
+    @classmethod
+    def install(cls, pool: RunspacePool) -> None:
+        serializer = cls()
+        pool._serializer = serializer
+        pool._fragmenter.serializer = serializer
+
+    @staticmethod
+    @contextlib.contextmanager
+    def pipeline(pool: RunspacePool, script: str, parameters: dict[str, Any]) -> Iterator[None]:
+        serializer = pool._serializer
+        plain = _plain_key(parameters)
+        if not isinstance(serializer, _MemoSerializer) or plain is None:
+            yield
+            return
+        serializer.pipeline_key = (script, plain)
+        try:
+            yield
+        finally:
+            serializer.pipeline_key = None
+
+    def _key(self, value: Any) -> tuple[Any, ...] | None:
+        if isinstance(value, SessionCapability):
+            return (
+                "SessionCapability",
+                value.protocol_version,
+                value.ps_version,
+                value.serialization_version,
+                value.time_zone,
+            )
+        if isinstance(value, InitRunspacePool):
+            if value.host_info is None or value.host_info.host is not None or value.application_arguments is not None:
+                return None
+            return (
+                "InitRunspacePool",
+                value.min_runspaces,
+                value.max_runspaces,
+                _enum(value.thread_options),
+                _enum(value.apartment_state),
+            )
+        if isinstance(value, CreatePipeline) and self.pipeline_key is not None:
+            if value.host_info is None or value.host_info.host is not None:
+                return None
+            return (
+                "CreatePipeline",
+                self.pipeline_key,
+                value.no_input,
+                _enum(value.apartment_state),
+                _enum(value.remote_stream_options),
+                value.add_to_history,
+                value.is_nested,
+            )
+        return None
+
+    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        """Replies that are the same text for every host (capability, private data, states) are parsed once."""
+        kind = getattr(metadata, "object", None)
+        if not (clear and isinstance(element, str) and kind in _SHARED_REPLIES and "<SS" not in element):
+            return super().deserialize(element, metadata, clear)
+        key = (kind.__name__, element)
+        with self._memo_lock:
+            known = self._replies.get(key)
+        if known is None:
+            known = super().deserialize(element, metadata, clear)
+            with self._memo_lock:
+                if len(self._replies) >= _MEMO_LIMIT:
+                    self._replies.clear()
+                self._replies[key] = known
+        return known
+
+    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
+        key = self._key(value) if clear and metadata is None and parent is None else None
+        if key is None:
+            return super().serialize(value, metadata, parent, clear)
+        with self._memo_lock:
+            known = self._memo.get(key)
+        if known is None:
+            element = super().serialize(value, metadata, parent, clear)
+            if element is None:
+                return None
+            known = ET.tostring(element, encoding="utf-8", method="xml")
+            with self._memo_lock:
+                if len(self._memo) >= _MEMO_LIMIT:
+                    self._memo.clear()
+                self._memo[key] = known
+        return known
+
+
+def _enum(value: Any) -> Any:
+    return None if value is None else (type(value).__name__, value.value)
+
+
+def _plain_key(value: Any) -> Any:
+    """A hashable, type-exact image of plain parameter data, or None if any value is not plain data."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return (type(value).__name__, value)
+    if isinstance(value, list | tuple):
+        items = [_plain_key(v) for v in value]
+        return None if any(i is None for i in items) else (type(value).__name__, tuple(items))
+    if isinstance(value, dict):
+        pairs = [(_plain_key(k), _plain_key(v)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return ("dict", tuple(pairs))
+    return None
+
+
 @functools.lru_cache(maxsize=8)
 def _ntlm_hashes(password: str) -> str:
     return f"{'0' * 32}:{ntowfv1(password).hex()}"
@@ -371,12 +562,18 @@ def classify(exc: BaseException, target: HostTarget, doing: str) -> TransportErr
     chain = list(_causes(exc))
     if isinstance(exc, requests.exceptions.SSLError) or any(isinstance(c, ssl.SSLError) for c in chain):
         return _tls_error(exc, chain, where, target)
-    if isinstance(exc, requests.exceptions.ConnectTimeout) or _has_socket_timeout_on_connect(chain):
+    if isinstance(exc, WireConnectTimeout | requests.exceptions.ConnectTimeout) or _has_socket_timeout_on_connect(
+        chain
+    ):
         return UnreachableError(
             f"no answer from {where} within {target.options.connect_timeout:g}s while {doing}",
             hint="host down, wrong address, or a firewall dropping WinRM traffic",
         )
-    if isinstance(exc, requests.exceptions.ConnectionError):
+    if isinstance(exc, WireCut) and exc.mid_response:
+        return ConnectionLostError(
+            f"connection to {where} was cut mid-response while {doing}", hint="network drop or WinRM restart; retry"
+        )
+    if isinstance(exc, WireConnectFailed | WireCut | requests.exceptions.ConnectionError):
         name = " ".join(type(c).__name__ for c in chain)
         if "NameResolutionError" in name or any(isinstance(c, socket.gaierror) for c in chain):
             return UnreachableError(f"cannot resolve {target.address!r}", hint="check the name or DNS")
@@ -385,7 +582,7 @@ def classify(exc: BaseException, target: HostTarget, doing: str) -> TransportErr
                 f"connection refused by {where}",
                 hint=f"is the WinRM {scheme.upper()} listener enabled on port {target.options.effective_port}?",
             )
-        if "NewConnectionError" in name:
+        if "NewConnectionError" in name or isinstance(exc, WireConnectFailed):
             return UnreachableError(f"cannot connect to {where}: {_short(exc, 160)}")
         if scheme == "http" and doing == "connecting" and _peer_certificate(target) is not None:
             return TlsError(
@@ -399,7 +596,7 @@ def classify(exc: BaseException, target: HostTarget, doing: str) -> TransportErr
         return ConnectionLostError(
             f"connection to {where} was cut mid-response while {doing}", hint="network drop or WinRM restart; retry"
         )
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, WireReadTimeout | requests.exceptions.ReadTimeout):
         return DeadlineError(f"{where} stopped answering while {doing}", hint="host overloaded or link dead")
     if isinstance(exc, AuthenticationError) or _is_spnego_error(exc):
         return _auth_error(exc, target, where)
