@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 
 import pytest
+from pypsrp.exceptions import AuthenticationError
 
-from procaudit.transport.winrm_http import WinRMHttp, WireCut
+from procaudit.transport.winrm_http import WinRMHttp, WireCut, _boundary, _offered_token
 
 
 def _read(raw: bytes, *, close: bool = True) -> tuple[int, dict[str, str], bytes]:
@@ -67,3 +68,50 @@ def test_not_http_is_cut_before_any_answer() -> None:
     with pytest.raises(WireCut, match="not an HTTP answer") as info:
         _read(b"\x15\x03\x03\x00\x02\x02\x46\r\n\r\n")
     assert not info.value.mid_response
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n0123456789",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nx",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFF\r\nab\r\n",
+    ],
+)
+def test_a_malformed_or_oversized_answer_is_cut_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(WireCut):
+        _read(raw, close=False)
+
+
+@pytest.mark.parametrize(
+    ("header", "scheme", "token"),
+    [
+        ("Negotiate YWJj", "Negotiate", b"abc"),
+        ('Basic realm="WSMAN, x", Negotiate YWJj, Kerberos', "negotiate", b"abc"),
+        ("Negotiate, Kerberos", "Negotiate", b""),
+        ("NTLM YWJj", "Negotiate", b""),
+    ],
+)
+def test_the_token_for_the_scheme_in_use_is_read_from_www_authenticate(header: str, scheme: str, token: bytes) -> None:
+    assert _offered_token(header, scheme) == token
+
+
+def test_a_token_that_is_not_base64_is_an_authentication_error() -> None:
+    with pytest.raises(AuthenticationError, match="not base64"):
+        _offered_token("Negotiate ab$c", "Negotiate")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "boundary"),
+    [
+        (
+            'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"',
+            "Encrypted Boundary",
+        ),
+        ("multipart/encrypted; Boundary=plain", "plain"),
+        ("multipart/encrypted;protocol=x", None),
+    ],
+)
+def test_the_boundary_parameter_is_read_from_the_content_type(content_type: str, boundary: str | None) -> None:
+    assert _boundary(content_type) == boundary

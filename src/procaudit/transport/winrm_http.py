@@ -25,11 +25,11 @@ CredSSP, certificate auth and proxies stay on pypsrp's own transport.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import functools
 import ipaddress
 import os
-import re
 import select
 import socket
 import ssl
@@ -49,8 +49,30 @@ LeanAuth = Literal["negotiate", "kerberos", "ntlm"]
 LEAN_AUTHS: tuple[LeanAuth, ...] = ("negotiate", "kerberos", "ntlm")
 
 _MAX_HEAD = 65536
-_TOKEN = re.compile(r"(Kerberos|Negotiate|NTLM)\s*([^,]*),?", re.I)  # a scheme and its token in WWW-Authenticate
-_BOUNDARY = re.compile(r"boundary=[\"|](.*)[\"|]")
+#: A WinRM answer is at most MaxEnvelopeSizekb (default 500 KB) plus framing; anything far larger is not WinRM.
+_MAX_BODY = 64 * 1024 * 1024
+
+
+def _offered_token(header: str, scheme: str) -> bytes:
+    """The token the host sent after ``scheme`` in a WWW-Authenticate value ("Negotiate <base64>, ..."), decoded;
+    empty when there is none. Tokens are base64, so they hold no comma."""
+    for challenge in header.split(","):
+        name, _, token = challenge.strip().partition(" ")
+        if name.lower() == scheme.lower() and token.strip():
+            try:
+                return base64.b64decode(token.strip(), validate=True)
+            except binascii.Error as exc:
+                raise AuthenticationError(f"the host sent a {scheme} token that is not base64") from exc
+    return b""
+
+
+def _boundary(content_type: str) -> str | None:
+    """The ``boundary`` parameter of a Content-Type value, unquoted."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name.strip().lower() == "boundary":
+            return value.strip().strip('"')
+    return None
 
 
 class WireError(Exception):
@@ -234,15 +256,15 @@ class WinRMHttp:
         content_type = response.headers.get("content-type", "")
         body = response.body
         if content_type.startswith(("multipart/encrypted;", "multipart/x-multi-encrypted;")):
-            match = _BOUNDARY.search(content_type)
-            if self._encryption is None or match is None:
+            boundary = _boundary(content_type)
+            if self._encryption is None or boundary is None:
                 raise WinRMTransportError("http", response.status, "an encrypted answer without a security context")
-            body = self._encryption.unwrap_message(body, match.group(1))
+            body = self._encryption.unwrap_message(body, boundary)
         if response.status == 200:
             return body
         if response.status == 401:
             self._drop()
-            raise AuthenticationError(f"Failed to authenticate the user {self.username} with {self.auth}")
+            raise AuthenticationError(f"{self.address} refused the {self.auth} logon of {self.username}")
         return self._failed(response.status, body)
 
     @staticmethod
@@ -259,8 +281,7 @@ class WinRMHttp:
         matched = [p for p in ("Negotiate", "Kerberos", "NTLM") if p.upper() in offered.upper()]
         if not matched:
             raise AuthenticationError(
-                "The server did not response with one of the following authentication methods "
-                f"Negotiate, Kerberos, NTLM - actual: '{offered}'"
+                f"{self.address} offers no Negotiate, Kerberos or NTLM logon (it offers: {offered or 'nothing'})"
             )
         label = matched[0]
         provider: str = self.auth
@@ -268,10 +289,7 @@ class WinRMHttp:
             if self.auth == "negotiate":
                 provider = label.lower()
             elif label.lower() != "negotiate":
-                raise ValueError(
-                    f"Server responded with the auth protocol '{label}' which is incompatible with the specified "
-                    f"auth_provider '{self.auth}'"
-                )
+                raise ValueError(f"the host offers {label} logons, which --auth {self.auth} cannot use")
         bindings = None
         if isinstance(self._sock, ssl.SSLSocket):
             certificate = self._sock.getpeercert(True)
@@ -293,14 +311,13 @@ class WinRMHttp:
         while not context.complete or out_token is not None:
             header = f"{label} {base64.b64encode(out_token or b'').decode()}"
             response = self._exchange(body, content_type, header, timeouts)
-            found = _TOKEN.search(response.headers.get("www-authenticate", ""))
-            in_token = base64.b64decode(found.group(2)) if found else b""
+            in_token = _offered_token(response.headers.get("www-authenticate", ""), label)
             if not in_token:
                 break
             out_token = context.step(in_token)
         if response.status == 401:
             self._drop()
-            raise AuthenticationError(f"Failed to authenticate the user {self.username} with {self.auth}")
+            raise AuthenticationError(f"{self.address} refused the {self.auth} logon of {self.username}")
         self._authenticated = True
         if self.wrap_required:
             protocol = WinRMEncryption.KERBEROS if label.lower() == "kerberos" else WinRMEncryption.SPNEGO
@@ -379,7 +396,7 @@ class WinRMHttp:
         assert sock is not None
         _connect, read = self.guard.limits(*timeouts)
         head = (
-            f"POST /wsman HTTP/1.1\r\nHost: {self._host_header}\r\nUser-Agent: Python PSRP Client\r\n"
+            f"POST /wsman HTTP/1.1\r\nHost: {self._host_header}\r\nUser-Agent: procaudit\r\n"
             "Accept-Encoding: identity\r\nAccept: */*\r\nConnection: Keep-Alive\r\n"
         )
         if content_type is not None:
@@ -427,6 +444,9 @@ class WinRMHttp:
         except WireCut:
             self._drop()
             raise
+        except ValueError as exc:  # a length or chunk size that is not a number
+            self._drop()
+            raise WireCut(f"{self.address}:{self.port} sent a malformed HTTP answer", mid_response=headed) from exc
         except OSError as exc:  # reset, or a TLS record cut short
             self._drop()
             raise WireCut(f"{self.address}:{self.port} reset the connection", mid_response=headed) from exc
@@ -438,6 +458,8 @@ class WinRMHttp:
         length_text = headers.get("content-length")
         if length_text is not None:
             length = int(length_text.split(",")[0].strip())
+            if not 0 <= length <= _MAX_BODY:
+                raise WireCut(f"{self.address}:{self.port} announced a {length}-byte answer", mid_response=True)
             while len(self._buffer) < length:
                 self._fill(sock, True)
             body, self._buffer = self._buffer[:length], self._buffer[length:]
@@ -445,6 +467,8 @@ class WinRMHttp:
         if status in (204, 304) or 100 <= status < 200:
             return b""
         while True:  # no length: the body ends when the host closes the connection
+            if len(self._buffer) > _MAX_BODY:
+                raise WireCut(f"{self.address}:{self.port} sent an answer over {_MAX_BODY} bytes", mid_response=True)
             try:
                 self._fill(sock, True)
             except WireCut:
@@ -459,6 +483,8 @@ class WinRMHttp:
                 self._fill(sock, True)
             line, _, self._buffer = self._buffer.partition(b"\r\n")
             size = int(line.split(b";")[0].strip() or b"0", 16)
+            if size < 0 or size + sum(map(len, parts)) > _MAX_BODY:
+                raise WireCut(f"{self.address}:{self.port} sent an answer over {_MAX_BODY} bytes", mid_response=True)
             if size == 0:
                 while b"\r\n" not in self._buffer:  # trailers end with an empty line
                     self._fill(sock, True)
