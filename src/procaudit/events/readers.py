@@ -335,32 +335,12 @@ def _read_evtx(
                 # The hot path, once per record: a record whose head was recognised is settled by the filter
                 # without decoding when no rule can match it and its time stamp has the usual form.
                 if security_check is not None and text.startswith(_SECURITY_HEADS):
-                    if (
-                        not security_check(text, _SECURITY_STAMP_END)
-                        and text[_SECURITY_STAMP_END : _SECURITY_STAMP_END + 1] == '"'
-                    ):
-                        stamp = text[_SECURITY_TIME:_SECURITY_STAMP_END]
-                        if stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
-                            counted += 1
-                            if stamp < first_stamp:
-                                first_stamp = stamp
-                            if stamp > last_stamp:
-                                last_stamp = stamp
-                            continue
+                    check, time_at, stamp_end = security_check, _SECURITY_TIME, _SECURITY_STAMP_END
                 elif sysmon_check is not None and text.startswith(_SYSMON_HEADS):
-                    if (
-                        not sysmon_check(text, _SYSMON_STAMP_END)
-                        and text[_SYSMON_STAMP_END : _SYSMON_STAMP_END + 1] == '"'
-                    ):
-                        stamp = text[_SYSMON_TIME:_SYSMON_STAMP_END]
-                        if stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
-                            counted += 1
-                            if stamp < first_stamp:
-                                first_stamp = stamp
-                            if stamp > last_stamp:
-                                last_stamp = stamp
-                            continue
-                elif not text.startswith(_SECURITY_HEADS + _SYSMON_HEADS):
+                    check, time_at, stamp_end = sysmon_check, _SYSMON_TIME, _SYSMON_STAMP_END
+                elif text.startswith(_SECURITY_HEADS + _SYSMON_HEADS):
+                    check = None  # a recognised kind with no filter: decode
+                else:
                     kind = _raw_kind(text)
                     if kind == "other":
                         ignored += 1
@@ -372,6 +352,16 @@ def _read_evtx(
                             counted += 1
                             stats.note_time(parse_time(raw_stamp))
                             continue
+                    check = None
+                if check is not None and not check(text, stamp_end) and text[stamp_end : stamp_end + 1] == '"':
+                    stamp = text[time_at:stamp_end]
+                    if stamp[4] == "-" and stamp[10] == "T" and stamp[26] == "Z":
+                        counted += 1
+                        if stamp < first_stamp:
+                            first_stamp = stamp
+                        if stamp > last_stamp:
+                            last_stamp = stamp
+                        continue
             try:
                 doc = json.loads(text)
             except ValueError as exc:
