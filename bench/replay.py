@@ -19,10 +19,12 @@ What is compared, on the largest sample ``.evtx`` (by records):
 The raw parse runs as pyevtx-rs does by default ("let the library decide how many threads", from the CPUs).
 
 The file holds ~735 records, so each measurement loops over it REPEAT times (pyevtx-rs re-parses it every time;
-nothing is cached). The variants are timed in turn within each of ROUNDS rounds, so a busy neighbour slows them
-alike, and the best time of each is kept. The goal: mp test at >= 0.5 of the raw parse's records per second.
+nothing is cached): 100 by default, which keeps worker start-up small beside the work and evens out a noisy
+machine (at 20 the figures moved by a third between runs here). The variants are timed in turn within each of
+ROUNDS rounds, so a busy neighbour slows them alike, and the best time of each is kept. The goal: mp test at
+>= 0.5 of the raw parse's records per second.
 
-    PYTHONPATH=src [REPLAY_REPEAT=20] python bench/replay.py [file.evtx]
+    PYTHONPATH=src [REPLAY_REPEAT=100] python bench/replay.py [file.evtx]
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from evtx import PyEvtxParser
 from procaudit.detections.replay import default_jobs, replay
 from procaudit.detections.rules import load_rules
 
-REPEAT = int(os.environ.get("REPLAY_REPEAT", "20"))
+REPEAT = int(os.environ.get("REPLAY_REPEAT", "100"))
 ROUNDS = 7
 REPO = Path(__file__).resolve().parents[1]
 
