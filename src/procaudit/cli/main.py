@@ -42,3 +42,9 @@ def main() -> None:
     except KeyboardInterrupt:
         stderr.print("interrupted", style="yellow")
         sys.exit(130)
+    except SystemExit as exc:
+        # Typer ends a Ctrl-C that no command handled with a silent exit 130 (chained from the KeyboardInterrupt);
+        # say it, as the commands that handle it do.
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            stderr.print("interrupted", style="yellow")
+        raise
