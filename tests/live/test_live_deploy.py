@@ -153,7 +153,9 @@ def test_gpo_scripts_under_whatif_change_nothing_in_a_real_domain(live_target: H
         rendered = render(GpoOptions(dc=dc, ous=(domain.distinguished_name,), name=name), domain.dns_root)
         imported = connector.run(IMPORT_GPO, WhatIfImport(**rendered.import_params(name).model_dump()))
         assert imported.existed is False and imported.imported is False
-        connector.run(SET_GPO_FILTER, WhatIfFilter(gpo_name="Default Domain Policy", group_name=group))
+        # The group does not exist: the filter script says so (a rollback reads it), and -WhatIf creates nothing.
+        filtered = connector.run(SET_GPO_FILTER, WhatIfFilter(gpo_name="Default Domain Policy", group_name=group))
+        assert filtered.group_found is False and filtered.group_created is False
         # The rollback's restore: only Authenticated Users, no group looked up (this one does not exist).
         restore = WhatIfFilter(gpo_name="Default Domain Policy", everyone_only=True, authenticated_users="GpoApply")
         assert connector.run(SET_GPO_FILTER, restore).group_created is False
